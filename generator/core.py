@@ -1,0 +1,300 @@
+"""The diffusion core: seeded, batched text2img and img2img on one set of pipeline components.
+
+No Ray here. ``DiffusionGenerator`` loads a text2img pipeline from a profile's model spec (a local
+dir or a hub id) with diffusers' own loaders, derives the img2img pipeline from it with ``from_pipe``
+(the same component objects, no second copy in memory), and runs all N variations of a scene in
+ONE pipeline call with one ``torch.Generator`` per seed, so a variation depends only on its seed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from weights.forge import resolve_spec
+from weights.profiles import GenerationDefaults, ModelSpec
+
+logger = logging.getLogger(__name__)
+
+MAX_SIDE = 2048
+MAX_BATCH = 16
+
+
+class InvalidGenerationRequest(ValueError):
+    """A request the pipeline cannot run; the message says which field to fix."""
+
+
+class GeneratorError(RuntimeError):
+    """The model failed while generating (including injected faults)."""
+
+
+class GenerationRequest(BaseModel):
+    """One scene's images: N variations of one prompt, one seed each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="Text prompt for every variation.")
+    seeds: list[int] = Field(description="One seed per variation; image k depends only on seeds[k].")
+    negative_prompt: str | None = Field(default=None, description="What to steer away from.")
+    reference_png: bytes | None = Field(default=None, description="PNG of the previous scene: img2img.")
+    strength: float | None = Field(default=None, description="img2img strength; profile default if None.")
+    steps: int | None = Field(default=None, description="Denoising steps; profile default if None.")
+    guidance_scale: float | None = Field(default=None, description="CFG scale; profile default if None.")
+    width: int | None = Field(default=None, description="Width in pixels; profile default if None.")
+    height: int | None = Field(default=None, description="Height in pixels; profile default if None.")
+
+
+class GeneratedImage(BaseModel):
+    """One variation."""
+
+    seed: int = Field(description="The seed that produced it.")
+    png: bytes = Field(description="The image, PNG-encoded.")
+
+
+class GenerationResult(BaseModel):
+    """The images of one request, in seed order, with what made them."""
+
+    images: list[GeneratedImage] = Field(description="One image per seed, in request order.")
+    model: str = Field(description="Model source the images came from.")
+    mode: Literal["text2img", "img2img"] = Field(description="img2img when a reference image was given.")
+    steps: int = Field(description="Denoising steps used.")
+    guidance_scale: float = Field(description="CFG scale used.")
+    strength: float | None = Field(description="img2img strength used (None for text2img).")
+    width: int = Field(description="Width in pixels.")
+    height: int = Field(description="Height in pixels.")
+    seconds: float = Field(description="Wall time of the pipeline call this request was part of.")
+    batch_size: int = Field(description="Images in that pipeline call (several requests may share one).")
+
+
+class _ResolvedRequest(BaseModel):
+    """A request with every default filled in and the reference decoded."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    prompt: str
+    seeds: list[int]
+    negative_prompt: str | None
+    reference: Image.Image | None
+    strength: float | None
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys can run in the same pipeline call."""
+        return (
+            self.reference is not None,
+            self.negative_prompt is None,
+            self.strength,
+            self.steps,
+            self.guidance_scale,
+            self.width,
+            self.height,
+        )
+
+
+def pick_device(device: str) -> str:
+    """'auto' means CUDA when available, else CPU."""
+    import torch  # noqa: PLC0415
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GeneratorError("profile asks for CUDA but no CUDA device is available")
+    return device
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """PNG bytes of an image (deterministic for equal pixels)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes) -> Image.Image:
+    """An RGB image from PNG (or any PIL-readable) bytes; clear error when unreadable."""
+    try:
+        return Image.open(io.BytesIO(data)).convert("RGB")
+    except Exception as exc:  # PIL raises several unrelated types for bad data
+        raise InvalidGenerationRequest(f"reference_png is not a readable image: {exc}") from exc
+
+
+class DiffusionGenerator:
+    """Seeded, batched text2img/img2img over one loaded diffusers pipeline."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        defaults: GenerationDefaults,
+        *,
+        device: str = "auto",
+        dtype: str = "float32",
+        model_dir: Path | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        import torch  # noqa: PLC0415
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image  # noqa: PLC0415
+
+        resolved = resolve_spec(spec, model_dir)
+        self.options = {**resolved.options, **(options or {})}
+        self.source = spec.source
+        self.defaults = defaults
+        self.device = pick_device(device)
+        if self.device == "cpu":
+            # oneDNN's first-call kernel selection costs ~15 s on CPU for small UNets; plain kernels win.
+            torch.backends.mkldnn.enabled = False
+        torch_dtype = getattr(torch, dtype) if self.device == "cuda" else torch.float32
+        load_kwargs: dict[str, Any] = {"dtype": torch_dtype}
+        if self.options.get("variant") and self.device == "cuda":
+            load_kwargs["variant"] = self.options["variant"]
+        started = time.perf_counter()
+        self.text2img = AutoPipelineForText2Image.from_pretrained(resolved.source, **load_kwargs)
+        self.text2img.to(self.device)
+        self.text2img.set_progress_bar_config(disable=True)
+        # from_pipe reuses the very same component objects: one copy of the weights for both modes.
+        self.img2img = AutoPipelineForImage2Image.from_pipe(self.text2img)
+        self.img2img.set_progress_bar_config(disable=True)
+        self.load_seconds = time.perf_counter() - started
+        logger.info("loaded %s on %s in %.1fs", self.source, self.device, self.load_seconds)
+
+    # 0. validation -----------------------------------------------------------------------------
+    def check_inputs(self, request: GenerationRequest) -> _ResolvedRequest:
+        """Fill defaults and validate; raises InvalidGenerationRequest naming the bad field."""
+        defaults = self.defaults
+        prompt = request.prompt.strip()
+        if not prompt:
+            raise InvalidGenerationRequest("prompt must not be empty")
+        if not request.seeds:
+            raise InvalidGenerationRequest("seeds must hold at least one seed")
+        if len(request.seeds) > MAX_BATCH:
+            raise InvalidGenerationRequest(
+                f"seeds holds {len(request.seeds)}; at most {MAX_BATCH} per request"
+            )
+        for seed in request.seeds:
+            if not 0 <= seed < 2**63:
+                raise InvalidGenerationRequest(f"seed {seed} is out of range [0, 2**63)")
+        steps = request.steps if request.steps is not None else defaults.steps
+        if not 1 <= steps <= 150:
+            raise InvalidGenerationRequest(f"steps must be in [1, 150], got {steps}")
+        width = request.width if request.width is not None else defaults.width
+        height = request.height if request.height is not None else defaults.height
+        for name, side in (("width", width), ("height", height)):
+            if side % 8 or not 8 <= side <= MAX_SIDE:
+                raise InvalidGenerationRequest(
+                    f"{name} must be a multiple of 8 in [8, {MAX_SIDE}], got {side}"
+                )
+        guidance = request.guidance_scale if request.guidance_scale is not None else defaults.guidance_scale
+        if not 0 <= guidance <= 50:
+            raise InvalidGenerationRequest(f"guidance_scale must be in [0, 50], got {guidance}")
+        reference = decode_png(request.reference_png) if request.reference_png is not None else None
+        strength: float | None = None
+        if reference is not None:
+            strength = request.strength if request.strength is not None else defaults.strength
+            if not 0 < strength <= 1:
+                raise InvalidGenerationRequest(f"strength must be in (0, 1], got {strength}")
+            if int(steps * strength) < 1:
+                raise InvalidGenerationRequest(
+                    f"steps * strength must be at least 1 for img2img (steps={steps}, strength={strength})"
+                )
+            reference = reference.resize((width, height), Image.Resampling.LANCZOS)
+        return _ResolvedRequest(
+            prompt=prompt,
+            seeds=list(request.seeds),
+            negative_prompt=request.negative_prompt,
+            reference=reference,
+            strength=strength,
+            steps=steps,
+            guidance_scale=guidance,
+            width=width,
+            height=height,
+        )
+
+    # 1. public API -----------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """All variations of one request in one batched pipeline call."""
+        return self.generate_many([request])[0]
+
+    def generate_many(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Several requests; compatible ones (same mode and settings) share one pipeline call.
+
+        Each image still depends only on its own prompt, reference and seed, so merging requests
+        never changes what a request gets back.
+        """
+        if self.options.get("fail"):
+            raise GeneratorError(f"injected generator fault: {self.options['fail']}")
+        resolved = [self.check_inputs(request) for request in requests]
+        results: list[GenerationResult | None] = [None] * len(resolved)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for position, item in enumerate(resolved):
+            groups.setdefault(item.batch_key(), []).append(position)
+        for positions in groups.values():
+            for position, result in zip(
+                positions, self._run_group([resolved[p] for p in positions]), strict=True
+            ):
+                results[position] = result
+        return [result for result in results if result is not None]
+
+    def check_health(self) -> None:
+        """Raise if the pipeline cannot produce an image (one 1-step tiny-size call)."""
+        probe = GenerationRequest(prompt="health check", seeds=[0], steps=1, width=64, height=64)
+        result = self.generate(probe)
+        if not result.images:
+            raise GeneratorError("health check produced no image")
+
+    # 2. one pipeline call for a group of compatible requests ------------------------------------
+    def _run_group(self, group: list[_ResolvedRequest]) -> list[GenerationResult]:
+        import torch  # noqa: PLC0415
+
+        first = group[0]
+        # 2a. flatten: one prompt, seed (and reference) per image
+        prompts = [item.prompt for item in group for _ in item.seeds]
+        seeds = [seed for item in group for seed in item.seeds]
+        generator_device = "cpu" if self.device == "cpu" else self.device
+        generators = [torch.Generator(generator_device).manual_seed(seed) for seed in seeds]
+        call_kwargs: dict[str, Any] = {
+            "prompt": prompts,
+            "num_inference_steps": first.steps,
+            "guidance_scale": first.guidance_scale,
+            "generator": generators,
+            "output_type": "pil",
+        }
+        if first.negative_prompt is not None:
+            call_kwargs["negative_prompt"] = [item.negative_prompt for item in group for _ in item.seeds]
+        # 2b. run the right pipeline
+        started = time.perf_counter()
+        with torch.inference_mode():
+            if first.reference is not None:
+                call_kwargs["image"] = [item.reference for item in group for _ in item.seeds]
+                call_kwargs["strength"] = first.strength
+                output = self.img2img(**call_kwargs)
+            else:
+                output = self.text2img(width=first.width, height=first.height, **call_kwargs)
+        seconds = time.perf_counter() - started
+        # 2c. split the images back per request
+        images = iter(output.images)
+        results = []
+        for item in group:
+            generated = [GeneratedImage(seed=seed, png=encode_png(next(images))) for seed in item.seeds]
+            results.append(
+                GenerationResult(
+                    images=generated,
+                    model=self.source,
+                    mode="img2img" if item.reference is not None else "text2img",
+                    steps=item.steps,
+                    guidance_scale=item.guidance_scale,
+                    strength=item.strength,
+                    width=item.width,
+                    height=item.height,
+                    seconds=round(seconds, 4),
+                    batch_size=len(seeds),
+                )
+            )
+        return results

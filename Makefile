@@ -40,6 +40,10 @@ test-gpu: models
 run: models
 	$(PY) -m serve.cli run --profile $(PROFILE)
 
+bench: models
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m bench $(BENCH_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 

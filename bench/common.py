@@ -1,0 +1,139 @@
+"""Shared benchmark plumbing: timing, machine facts, JSON + PNG results, the Markdown summary.
+
+Every benchmark compares two or more variants measured side by side in the same run and reports
+their ratio; absolute seconds are recorded but only ratios are claims.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+DEFAULT_RESULTS_DIR = Path("bench/results")
+
+
+class BenchResult(BaseModel):
+    """One benchmark's outcome."""
+
+    name: str = Field(description="File stem of the result (e.g. 'batching_generator').")
+    title: str = Field(description="One-line human title.")
+    unit: str = Field(description="Unit of the samples (e.g. 'seconds per scene').")
+    samples: dict[str, list[float]] = Field(description="Variant -> raw measurements.")
+    summary: dict[str, float] = Field(description="Derived figures: medians, percentiles, ratios.")
+    headline: str = Field(description="The ratio that matters, in words.")
+    goal: str | None = Field(default=None, description="The target, in words, when the issue set one.")
+    goal_met: bool | None = Field(default=None, description="Whether the goal was met on this machine.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Settings the run used.")
+    machine: dict[str, Any] = Field(default_factory=dict, description="Where it ran.")
+    date: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+
+def machine_info() -> dict[str, Any]:
+    """Versions and hardware of this run."""
+    import os  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    for package in ("diffusers", "transformers", "open_clip", "ray"):
+        try:
+            info[package] = __import__(package).__version__
+        except Exception:  # a missing optional package is a fact to record, not an error
+            info[package] = None
+    return info
+
+
+def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall seconds of ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), linear interpolation."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: list[float]) -> float:
+    """Median of the samples."""
+    return statistics.median(values)
+
+
+def write_result(result: BenchResult, out_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[Path, Path]:
+    """Write ``<name>.json`` and a ``<name>.png`` bar plot (median with p5–p95 whiskers)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{result.name}.json"
+    json_path.write_text(json.dumps(result.model_dump(), indent=2))
+    names = list(result.samples)
+    medians = [median(result.samples[n]) for n in names]
+    lows = [m - percentile(result.samples[n], 5) for n, m in zip(names, medians, strict=True)]
+    highs = [percentile(result.samples[n], 95) - m for n, m in zip(names, medians, strict=True)]
+    figure, axes = plt.subplots(figsize=(max(4, 1.6 * len(names) + 2), 3.6))
+    axes.bar(names, medians, yerr=[lows, highs], capsize=4, color="#4878a8")
+    axes.set_ylabel(result.unit)
+    axes.set_title(f"{result.title}\n{result.headline}", fontsize=9)
+    figure.tight_layout()
+    png_path = out_dir / f"{result.name}.png"
+    figure.savefig(png_path, dpi=110)
+    plt.close(figure)
+    return json_path, png_path
+
+
+def summary_table(results: list[BenchResult]) -> str:
+    """Markdown table: one row per benchmark with its headline and goal."""
+    lines = ["| benchmark | headline | goal | met |", "| --- | --- | --- | --- |"]
+    for result in results:
+        met = {True: "yes", False: "no", None: "—"}[result.goal_met]
+        lines.append(f"| {result.title} | {result.headline} | {result.goal or '—'} | {met} |")
+    return "\n".join(lines)
+
+
+def write_summary(results: list[BenchResult], out_dir: Path = DEFAULT_RESULTS_DIR, command: str = "") -> Path:
+    """Write ``SUMMARY.md`` with the date, machine and command that made the numbers."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    machine = results[0].machine if results else machine_info()
+    header = [
+        "# Benchmark results",
+        "",
+        f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+        f"- machine: {machine.get('gpu') or 'CPU only'}, {machine.get('cpus')} cores, {machine.get('platform')}",
+        f"- versions: torch {machine.get('torch')}, diffusers {machine.get('diffusers')}, ray {machine.get('ray')}",
+        f"- command: `{command}`" if command else "",
+        "",
+    ]
+    path = out_dir / "SUMMARY.md"
+    path.write_text("\n".join(header) + summary_table(results) + "\n")
+    return path

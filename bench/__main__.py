@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the benchmark options to ``parser`` (also used by the CLI's sub-command)."""
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"Comma list of: {', '.join(BENCHMARKS)}.")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"Comma list of: {', '.join(BENCHMARKS)}."
+    )
     parser.add_argument("--profile", default="tiny", help="Model profile (tiny on CPU, gpu-bench on a GPU).")
     parser.add_argument("--repeats", type=int, default=5, help="Timed repetitions per variant.")
     parser.add_argument("--variations", type=int, default=4, help="Variations (images) per scene.")

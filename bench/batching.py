@@ -22,12 +22,17 @@ def bench_generator_batching(
     """One pipeline call for N seeds vs N one-seed calls, same seeds and settings."""
     profile = get_profile(profile_name)
     generator = DiffusionGenerator(
-        profile.model("diffusion"), profile.generation, device=profile.device, dtype=profile.dtype, model_dir=model_dir
+        profile.model("diffusion"),
+        profile.generation,
+        device=profile.device,
+        dtype=profile.dtype,
+        model_dir=model_dir,
     )
     seeds = list(range(variations))
     batched = time_calls(lambda: generator.generate(GenerationRequest(prompt=PROMPT, seeds=seeds)), repeats)
     sequential = time_calls(
-        lambda: [generator.generate(GenerationRequest(prompt=PROMPT, seeds=[seed])) for seed in seeds], repeats
+        lambda: [generator.generate(GenerationRequest(prompt=PROMPT, seeds=[seed])) for seed in seeds],
+        repeats,
     )
     ratio = median(sequential) / median(batched)
     on_gpu = generator.device == "cuda"
@@ -36,11 +41,20 @@ def bench_generator_batching(
         title=f"Generator: {variations} variations batched vs sequential ({profile_name})",
         unit="seconds per scene",
         samples={"sequential": sequential, "batched": batched},
-        summary={"median_sequential_s": median(sequential), "median_batched_s": median(batched), "gain": ratio},
+        summary={
+            "median_sequential_s": median(sequential),
+            "median_batched_s": median(batched),
+            "gain": ratio,
+        },
         headline=f"batched is {ratio:.2f}x faster",
         goal=GOAL,
         goal_met=(ratio >= 2.5) if on_gpu else None,
-        params={"profile": profile_name, "variations": variations, "repeats": repeats, "device": generator.device},
+        params={
+            "profile": profile_name,
+            "variations": variations,
+            "repeats": repeats,
+            "device": generator.device,
+        },
         machine=machine_info(),
     )
 
@@ -61,7 +75,11 @@ def bench_scorer_batching(
         for name in SCORER_NAMES
     ]
     generator = DiffusionGenerator(
-        profile.model("diffusion"), profile.generation, device=profile.device, dtype=profile.dtype, model_dir=model_dir
+        profile.model("diffusion"),
+        profile.generation,
+        device=profile.device,
+        dtype=profile.dtype,
+        model_dir=model_dir,
     )
     result = generator.generate(GenerationRequest(prompt=PROMPT, seeds=list(range(images))))
     pictures = [Image.open(io.BytesIO(image.png)).convert("RGB") for image in result.images]

@@ -1,0 +1,1 @@
+"""scenechain: the public Python client and storyboard exports."""

@@ -39,8 +39,13 @@ RECIPES: dict[str, tuple[str, int]] = {
     "tiny-vqa": ("weights.forge_scorers:forge_tiny_vqa", 1),
     "tiny-aesthetic": ("weights.forge_scorers:forge_tiny_aesthetic", 1),
     "trained-clip": ("weights.forge_scorers:forge_trained_clip", 1),
+    "bench-clip-h14": ("weights.forge_scorers:forge_bench_clip_h14", 1),
+    "bench-openclip-l14": ("weights.forge_scorers:forge_bench_openclip_l14", 1),
+    "bench-vqa": ("weights.forge_scorers:forge_bench_vqa", 1),
+    "bench-aesthetic": ("weights.forge_scorers:forge_bench_aesthetic", 1),
     "tiny-llm": ("weights.forge_llm:forge_tiny_llm", 1),
     "smollm2-135m-instruct": ("weights.forge_llm:forge_smollm2", 1),
+    "bench-llm-1b": ("weights.forge_llm:forge_bench_llm_1b", 1),
 }
 
 Recipe = Callable[[Path, int, Path], dict[str, Any]]

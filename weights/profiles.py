@@ -91,7 +91,15 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
         "dtype": "float32",
         "models": {
             "diffusion": {"source": "forge:tiny-sd"},
-            "pickscore": {"source": "forge:tiny-pickscore", "options": {"processor": "forge:tiny-pickscore"}},
+            "pickscore": {
+                "source": "forge:tiny-pickscore",
+                # the forged CLIP's logit scale is 1/0.07 = 14.29: map cos -1..1 onto 0..100
+                "options": {
+                    "processor": "forge:tiny-pickscore",
+                    "calibration_low": -14.29,
+                    "calibration_high": 14.29,
+                },
+            },
             "clipscore": {"source": "forge:tiny-openclip", "options": {"arch": "local-dir"}},
             "vqa": {"source": "forge:tiny-vqa"},
             "aesthetic": {"source": "forge:tiny-aesthetic", "options": {"clip": "forge:tiny-openclip"}},
@@ -105,7 +113,15 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
         "dtype": "float32",
         "models": {
             "diffusion": {"source": "forge:tiny-sd"},
-            "pickscore": {"source": "forge:tiny-pickscore", "options": {"processor": "forge:tiny-pickscore"}},
+            "pickscore": {
+                "source": "forge:tiny-pickscore",
+                # the forged CLIP's logit scale is 1/0.07 = 14.29: map cos -1..1 onto 0..100
+                "options": {
+                    "processor": "forge:tiny-pickscore",
+                    "calibration_low": -14.29,
+                    "calibration_high": 14.29,
+                },
+            },
             "clipscore": {"source": "forge:tiny-openclip", "options": {"arch": "local-dir"}},
             "vqa": {"source": "forge:tiny-vqa"},
             "aesthetic": {"source": "forge:tiny-aesthetic", "options": {"clip": "forge:tiny-openclip"}},
@@ -121,13 +137,20 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
             "diffusion": {"source": "stabilityai/sdxl-turbo", "options": {"variant": "fp16"}},
             "pickscore": {
                 "source": "yuvalkirstain/PickScore_v1",
-                "options": {"processor": "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"},
+                "options": {
+                    "processor": "laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+                    "calibration_low": 18.0,
+                    "calibration_high": 24.0,
+                },
             },
-            "clipscore": {"source": "ViT-L-14", "options": {"arch": "ViT-L-14", "pretrained": "openai"}},
-            "vqa": {"source": "llava-hf/llava-onevision-qwen2-7b-ov-hf"},
+            "clipscore": {
+                "source": "ViT-L-14-quickgelu",
+                "options": {"arch": "ViT-L-14-quickgelu", "pretrained": "openai"},
+            },
+            "vqa": {"source": "llava-hf/llava-1.5-7b-hf"},
             "aesthetic": {
                 "source": "camenduru/improved-aesthetic-predictor/sac+logos+ava1-l14-linearMSE.pth",
-                "options": {"clip": "ViT-L-14", "clip_pretrained": "openai"},
+                "options": {"clip": "ViT-L-14-quickgelu", "clip_pretrained": "openai"},
             },
             "llm": {"source": "Qwen/Qwen2.5-7B-Instruct", "options": {"backend": "ray-serve-llm"}},
         },
@@ -143,7 +166,11 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
             "clipscore": {"source": "forge:bench-openclip-l14", "options": {"arch": "local-dir"}},
             "vqa": {"source": "forge:bench-vqa"},
             "aesthetic": {"source": "forge:bench-aesthetic", "options": {"clip": "forge:bench-openclip-l14"}},
-            "llm": {"source": "forge:bench-llm-1b", "options": {"backend": "vllm"}},
+            # config-only dir: vLLM builds the 1B Llama with random weights (load_format "dummy")
+            "llm": {
+                "source": "forge:bench-llm-1b",
+                "options": {"backend": "vllm", "load_format": "dummy", "dtype": "bfloat16"},
+            },
         },
         "generation": {"steps": 4, "guidance_scale": 0.0, "width": 512, "height": 512, "strength": 0.5},
     },

@@ -150,7 +150,7 @@ class DiffusionGenerator:
         self.device = pick_device(device)
         if self.device == "cpu":
             # oneDNN's first-call kernel selection costs ~15 s on CPU for small UNets; plain kernels win.
-            torch.backends.mkldnn.enabled = False
+            torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
         torch_dtype = getattr(torch, dtype) if self.device == "cuda" else torch.float32
         load_kwargs: dict[str, Any] = {"dtype": torch_dtype}
         if self.options.get("variant") and self.device == "cuda":

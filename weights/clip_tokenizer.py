@@ -49,6 +49,7 @@ def save_clip_tokenizer(out_dir: Path, num_merges: int | None = None, model_max_
     from transformers import CLIPTokenizer  # noqa: PLC0415
 
     vocab, merges = clip_vocab_and_merges(num_merges)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    # The fast tokenizer wants (left, right) pairs at run time, whatever its annotation says.
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)  # type: ignore[arg-type]
     tokenizer.save_pretrained(str(out_dir))
     return len(vocab)

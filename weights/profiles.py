@@ -67,7 +67,7 @@ class Profile(BaseModel):
 
     def forged_names(self) -> list[str]:
         """Forge recipes this profile needs, in role order."""
-        names = []
+        names: list[str] = []
         for role in ROLES:
             spec = self.models.get(role)
             if spec is not None:

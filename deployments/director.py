@@ -1,0 +1,129 @@
+"""Director deployment: ``DirectorCore`` with ports over the model deployments' handles."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from generator.core import GenerationRequest, GenerationResult
+from scorers.base import ScoreResult
+from serve.config import AppArgs
+from serve.db import Database
+from serve.director_core import (
+    DirectorCore,
+    DirectorSettings,
+    EnhanceOutcome,
+    PlanOutcome,
+    ScorerFailed,
+    purge_finished_before,
+    retention_cutoff,
+)
+from serve.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+class HandlePorts:
+    """``DirectorPorts`` over deployment handles."""
+
+    def __init__(
+        self, enhancer: DeploymentHandle, generator: DeploymentHandle, scorers: dict[str, DeploymentHandle]
+    ) -> None:
+        self.enhancer = enhancer
+        self.generator = generator
+        self.scorers = scorers
+
+    async def plan(self, brief: str, num_scenes: int, seed: int) -> PlanOutcome:
+        return await self.enhancer.plan.remote(brief, num_scenes, seed)
+
+    async def enhance(
+        self, prompt: str, max_iterations: int, context: str, seed: int, generation_id: str
+    ) -> EnhanceOutcome:
+        return await self.enhancer.enhance.remote(prompt, max_iterations, context, seed, generation_id)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        return await self.generator.generate.remote(request)
+
+    async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult:
+        from deployments.scorer import ScoreRequest  # noqa: PLC0415
+
+        outcome = await self.scorers[scorer].score.remote(ScoreRequest(prompt=prompt, images=images))
+        if outcome.result is None:
+            raise ScorerFailed(outcome.error or "no result")
+        return outcome.result
+
+
+@serve.deployment(name="Director", max_ongoing_requests=64, health_check_period_s=30)
+class DirectorDeployment:
+    """Runs generations (one asyncio task each); recovers unfinished ones at start and periodically."""
+
+    async def __init__(
+        self,
+        args: dict[str, Any],
+        enhancer: DeploymentHandle,
+        generator: DeploymentHandle,
+        scorers: dict[str, DeploymentHandle],
+    ) -> None:
+        self.args = AppArgs.model_validate(args)
+        self.core = DirectorCore(
+            Database(self.args.resolved_database_url()),
+            Storage(self.args.resolved_output_dir()),
+            HandlePorts(enhancer, generator, scorers),
+            DirectorSettings(
+                score_weights=self.args.score_weights,
+                max_concurrent_generations=self.args.max_concurrent_generations,
+                plan_timeout_s=self.args.enhancer.plan_timeout_s,
+                enhance_timeout_s=self.args.enhancer.enhance_timeout_s,
+                lease_timeout_s=self.args.lease_timeout_s,
+            ),
+        )
+        # Async constructor: runs on the replica's event loop, so this task really runs.
+        self._housekeeping = asyncio.get_running_loop().create_task(self._housekeeping_loop())
+
+    async def submit(self, generation_id: str) -> bool:
+        """Start a queued generation; returns at once (False when it already runs here)."""
+        return self.core.start(generation_id)
+
+    async def cancel(self, generation_id: str) -> bool:
+        """Cancel a generation; True when it was unfinished."""
+        return await self.core.cancel(generation_id)
+
+    async def running(self) -> list[str]:
+        """Ids of generations running in this replica."""
+        return self.core.running()
+
+    async def _housekeeping_loop(self) -> None:
+        # Lease heartbeats often; recovery pass at start-up and then every recover_interval_s;
+        # retention sweep every sweep_interval_s when a TTL is set.
+        tick = max(0.5, self.core.settings.lease_timeout_s / 4)
+        # A dead replica's generations become claimable after lease_timeout_s: look at least that often.
+        recover_every = min(self.args.recover_interval_s or float("inf"), self.core.settings.lease_timeout_s)
+        ttl = self.args.retention.ttl_days
+        sweep_every = self.args.retention.sweep_interval_s
+        since_recover = since_sweep = float("inf")
+        while True:
+            try:
+                await self.core.heartbeat()
+                if since_recover >= recover_every:
+                    since_recover = 0.0
+                    await self.core.recover()
+                if ttl is not None and since_sweep >= sweep_every:
+                    since_sweep = 0.0
+                    await asyncio.to_thread(
+                        purge_finished_before, self.core.db, self.core.storage, retention_cutoff(ttl)
+                    )
+            except Exception:
+                logger.exception("housekeeping pass failed")
+            await asyncio.sleep(tick)
+            since_recover += tick
+            since_sweep += tick
+
+    async def __del__(self) -> None:
+        self._housekeeping.cancel()
+        with contextlib.suppress(BaseException):
+            await self.core.shutdown()

@@ -1,0 +1,81 @@
+"""Enhancer deployment: the storyboard planner and the two-agent prompt loop (``agents``), on the LLM.
+
+The LLM lives in its own deployment (``deployments/llm.py`` on CPU, ``ray.serve.llm`` on GPU) and
+is reached through ``HandleChatClient``; each call is seeded from the generation's seed, so the same
+request and seed give the same prompts. Results cross to the Director as ``PlanOutcome`` /
+``EnhanceOutcome`` (pydantic), including the trace files.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from agents.enhancer import EnhancerSettings, enhance_prompt
+from agents.llm_client import build_chat_client
+from agents.planner import plan_storyboard
+from serve.config import AppArgs
+from serve.director_core import EnhanceOutcome, PlannedSceneOut, PlanOutcome
+
+logger = logging.getLogger(__name__)
+
+
+@serve.deployment(name="Enhancer", max_ongoing_requests=32, health_check_period_s=30)
+class EnhancerDeployment:
+    """Plans storyboards and enhances scene prompts."""
+
+    def __init__(self, args: dict[str, Any], llm: DeploymentHandle | None = None) -> None:
+        self.args = AppArgs.model_validate(args)
+        self.spec = self.args.model_spec("llm")
+        self.llm = llm
+        self.model_dir = self.args.resolved_model_dir()
+
+    def _client(self, seed: int | None) -> Any:
+        # A cheap per-call client: the model stays in the LLM deployment; only the seed differs.
+        return build_chat_client(self.spec, model_dir=self.model_dir, seed=seed or 0, handle=self.llm)
+
+    async def plan(self, brief: str, num_scenes: int, seed: int | None = None) -> PlanOutcome:
+        """The storyboard plan (degraded, never raising, when the LLM fails)."""
+        plan = await plan_storyboard(
+            self._client(seed), brief, num_scenes, timeout_s=self.args.enhancer.llm_timeout_s
+        )
+        return PlanOutcome(
+            scenes=[
+                PlannedSceneOut(index=scene.index, prompt=scene.prompt, shot_notes=scene.shot_notes)
+                for scene in plan.scenes
+            ],
+            degraded=plan.degraded,
+            warnings=list(plan.warnings),
+        )
+
+    async def enhance(
+        self,
+        prompt: str,
+        max_iterations: int,
+        context: str = "",
+        seed: int | None = None,
+        generation_id: str = "",
+    ) -> EnhanceOutcome:
+        """The enhanced prompt and its trace files (the original prompt when the LLM fails)."""
+        settings = EnhancerSettings(
+            max_iterations=max_iterations,
+            approve_threshold=self.args.enhancer.approve_threshold,
+            timeout_s=self.args.enhancer.llm_timeout_s,
+        )
+        result = await enhance_prompt(
+            self._client(seed), prompt, settings, context=context, generation_id=generation_id
+        )
+        return EnhanceOutcome(
+            original_prompt=result.original_prompt,
+            final_prompt=result.final_prompt,
+            negative_prompt=result.negative_prompt or None,
+            iterations=len(result.iterations),
+            approved=result.approved,
+            stop_reason=str(result.stop_reason),
+            degraded=result.degraded,
+            warnings=list(result.warnings),
+            trace_files=result.trace_files(),
+        )

@@ -1,0 +1,67 @@
+"""Generator deployment: the diffusion core behind ``@serve.batch``.
+
+Concurrent requests (several scenes or generations at once) are collected into one batch and
+handed to ``DiffusionGenerator.generate_many``, which merges compatible requests into one pipeline
+call. A failing batch is retried request by request so one bad request fails only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+
+from generator.core import DiffusionGenerator, GenerationRequest, GenerationResult
+from serve.config import AppArgs
+
+logger = logging.getLogger(__name__)
+
+
+@serve.deployment(name="Generator", max_ongoing_requests=16, health_check_period_s=30)
+class GeneratorDeployment:
+    """Wraps one ``DiffusionGenerator`` (model and defaults from the app's profile)."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        app_args = AppArgs.model_validate(args)
+        profile = app_args.get_profile()
+        self.core = DiffusionGenerator(
+            app_args.model_spec("diffusion"),
+            profile.generation,
+            device=profile.device,
+            dtype=profile.dtype,
+            model_dir=app_args.resolved_model_dir(),
+        )
+        self._generate_batch.set_max_batch_size(app_args.generator_batch.max_batch_size)
+        self._generate_batch.set_batch_wait_timeout_s(app_args.generator_batch.batch_wait_timeout_s)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Images for one request (batched with concurrent callers)."""
+        outcome = await self._generate_batch(request)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
+    async def _generate_batch(
+        self, requests: list[GenerationRequest]
+    ) -> list[GenerationResult | BaseException]:
+        try:
+            return list(await asyncio.to_thread(self.core.generate_many, requests))
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+            logger.warning("batch of %d failed (%s); retrying one by one", len(requests), exc)
+        outcomes: list[GenerationResult | BaseException] = []
+        for request in requests:
+            try:
+                outcomes.append(await asyncio.to_thread(self.core.generate, request))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def check_health(self) -> None:
+        """Serve's periodic health check; cheap (no image generated)."""
+        if self.core is None:
+            raise RuntimeError("generator core not loaded")

@@ -1,0 +1,83 @@
+"""LLM deployment (CPU/dev backends): an OpenAI-style ``chat(body) -> dict`` over a local chat client.
+
+The GPU profile serves the LLM with ``ray.serve.llm`` instead (bound in ``serve/app.py``); both are
+reached through ``agents.llm_client.HandleChatClient``. Sampling is seeded per call from the
+request body's ``seed`` so a generation's LLM output depends only on its own seed and messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from ray import serve
+
+from agents.llm_client import ChatMessage, LLMUnavailableError, TransformersChatClient, build_chat_client
+from serve.config import AppArgs
+
+logger = logging.getLogger(__name__)
+
+
+@serve.deployment(name="LLM", max_ongoing_requests=16, health_check_period_s=30)
+class LLMDeployment:
+    """Serves the profile's ``llm`` role from this replica."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        app_args = AppArgs.model_validate(args)
+        profile = app_args.get_profile()
+        self.spec = app_args.model_spec("llm")
+        self.model = str(self.spec.options.get("model") or self.spec.source)
+        self.client = build_chat_client(
+            self.spec, model_dir=app_args.resolved_model_dir(), device=_llm_device(profile.device)
+        )
+        if isinstance(self.client, TransformersChatClient):
+            # Load now, once: concurrent first calls would race in from_pretrained (meta tensors).
+            self.client.load()
+
+    def _seeded_client(self, seed: int | None) -> Any:
+        """A client that samples with ``seed`` (sharing the loaded transformers model)."""
+        base = self.client
+        if seed is None or not isinstance(base, TransformersChatClient):
+            return base
+        client = TransformersChatClient(base.model_dir, device=base.device, seed=seed, dtype=base.dtype)
+        # One loaded model, many seeded views; the lock keeps generation single-threaded.
+        client._model, client._tokenizer, client._lock = base._model, base._tokenizer, base._lock
+        return client
+
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI chat-completion response dict (or an error dict) for an OpenAI request dict."""
+        started = time.perf_counter()
+        messages = [ChatMessage.model_validate(m) for m in body.get("messages", [])]
+        response_format = body.get("response_format") or {}
+        json_schema = (response_format.get("json_schema") or {}).get("schema")
+        try:
+            client = self._seeded_client(body.get("seed"))
+            text = await client.chat(
+                messages,
+                temperature=float(body.get("temperature", 0.7)),
+                max_tokens=int(body.get("max_tokens", 512)),
+                json_schema=json_schema,
+                timeout_s=body.get("timeout_s"),
+            )
+        except LLMUnavailableError as exc:
+            return {"object": "error", "error": str(exc)}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {"seconds": round(time.perf_counter() - started, 3)},
+        }
+
+
+def _llm_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch  # noqa: PLC0415
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

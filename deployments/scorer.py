@@ -1,0 +1,109 @@
+"""Scorer deployment: one class, bound four times (PickScore, CLIPScore, VQAScore, Aesthetic).
+
+``@serve.batch`` collects concurrent calls; calls with the same prompt are scored in one model
+call. Failures come back as ``ScoreOutcome.error`` (not exceptions) so the Director can reweight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import Any
+
+from PIL import Image
+from pydantic import BaseModel, Field
+from ray import serve
+
+from scorers.base import ScoreResult
+from scorers.registry import build_scorer
+from serve.config import AppArgs
+from serve.director_core import ScoreOutcome
+
+logger = logging.getLogger(__name__)
+
+
+class ScoreRequest(BaseModel):
+    """Score the images of one scene against its prompt."""
+
+    prompt: str = Field(description="The scene prompt.")
+    images: list[bytes] = Field(description="PNG bytes, one per variation.")
+
+
+@serve.deployment(name="Scorer", max_ongoing_requests=32, health_check_period_s=30)
+class ScorerDeployment:
+    """Wraps one scorer core chosen by ``name``."""
+
+    def __init__(self, args: dict[str, Any], name: str) -> None:
+        app_args = AppArgs.model_validate(args)
+        profile = app_args.get_profile()
+        self.name = name
+        self.load_error: str | None = None
+        try:
+            self.core = build_scorer(
+                name,
+                app_args.model_spec(name),  # type: ignore[arg-type]
+                device=profile.device,
+                dtype=profile.dtype,
+                model_dir=app_args.resolved_model_dir(),
+            )
+        except Exception as exc:
+            # A scorer that cannot load answers every call with its error: the app still serves.
+            logger.exception("scorer %s failed to load", name)
+            self.core = None
+            self.load_error = f"{type(exc).__name__}: {exc}"
+        self._score_batch.set_max_batch_size(app_args.scorer_batch.max_batch_size)
+        self._score_batch.set_batch_wait_timeout_s(app_args.scorer_batch.batch_wait_timeout_s)
+
+    async def score(self, request: ScoreRequest) -> ScoreOutcome:
+        """Scores of one scene's images (batched with concurrent callers)."""
+        if self.core is None:
+            return ScoreOutcome(error=f"{self.name} unavailable: {self.load_error}")
+        return await self._score_batch(request)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def _score_batch(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
+        return await asyncio.to_thread(self._score_grouped, requests)
+
+    def _score_grouped(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
+        # Requests with the same prompt share one model call; results are split back in order.
+        outcomes: list[ScoreOutcome | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for position, request in enumerate(requests):
+            groups.setdefault(request.prompt, []).append(position)
+        for prompt, positions in groups.items():
+            try:
+                images = [
+                    [Image.open(io.BytesIO(png)).convert("RGB") for png in requests[p].images]
+                    for p in positions
+                ]
+                result = self.core.score(prompt, [image for group in images for image in group])
+            except Exception as exc:
+                for position in positions:
+                    outcomes[position] = ScoreOutcome(error=f"{type(exc).__name__}: {exc}")
+                continue
+            start = 0
+            for position, group in zip(positions, images, strict=True):
+                end = start + len(group)
+                outcomes[position] = ScoreOutcome(
+                    result=ScoreResult(
+                        scorer=result.scorer,
+                        raw=result.raw[start:end],
+                        normalized=result.normalized[start:end],
+                        extra=_slice_extra(result.extra, start, end, len(result.raw)),
+                        seconds=result.seconds,
+                    )
+                )
+                start = end
+        return [outcome or ScoreOutcome(error="not scored") for outcome in outcomes]
+
+    def check_health(self) -> None:
+        """Healthy even when the model failed to load (the Director degrades around it)."""
+
+
+def _slice_extra(extra: dict[str, Any], start: int, end: int, total: int) -> dict[str, Any]:
+    """Per-image lists in ``extra`` are sliced like the scores; anything else is kept."""
+    return {
+        key: value[start:end] if isinstance(value, list) and len(value) == total else value
+        for key, value in extra.items()
+    }

@@ -1,0 +1,622 @@
+"""The Director's logic, without Ray: run one generation end to end, persisting after every step.
+
+plan → per scene (enhance → generate variations → score → pick best) → chain the kept image into
+the next scene → complete. The models sit behind ``DirectorPorts`` (in production: deployment
+handles, see ``deployments/director.py``; in unit tests: fakes), so this class runs anywhere.
+
+Degradation, never failure, in advanced mode: a failing scorer is dropped and the overall score
+reweighted from the rest; all scorers failing keeps the enhanced prompt's first image (and later
+scenes generate a single image); a failing LLM leaves the original prompt. Each is a warning.
+A generation that was running when its process died resumes from its last committed scene.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, Field
+
+from generator.core import GenerationRequest, GenerationResult
+from scorers.aggregate import NoScoresError, aggregate
+from scorers.base import ScoreResult
+from scorers.registry import SCORER_NAMES
+from serve.db import Database, GenerationRecord, utcnow
+from serve.schemas import FINISHED_STATUSES, GenerateRequest
+from serve.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+# -- what the ports exchange (pydantic: they cross deployment handles) -----------------------------
+
+
+class PlannedSceneOut(BaseModel):
+    """One planned scene."""
+
+    index: int = Field(description="1-based scene number.")
+    prompt: str = Field(description="Image prompt of the scene.")
+    shot_notes: str = Field(default="", description="Camera/composition notes.")
+
+
+class PlanOutcome(BaseModel):
+    """The planner's storyboard."""
+
+    scenes: list[PlannedSceneOut] = Field(description="Planned scenes, in order.")
+    degraded: bool = Field(default=False, description="True when the planner fell back.")
+    warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
+
+
+class EnhanceOutcome(BaseModel):
+    """The two-agent enhancer's result for one scene prompt."""
+
+    original_prompt: str = Field(description="The prompt before enhancement.")
+    final_prompt: str = Field(description="The prompt to generate with.")
+    negative_prompt: str | None = Field(default=None, description="Negative prompt proposed by the agents.")
+    iterations: int = Field(default=0, description="Critic/rewrite rounds run.")
+    approved: bool = Field(default=False, description="Whether the critic approved.")
+    stop_reason: str = Field(default="", description="Why the loop stopped.")
+    degraded: bool = Field(default=False, description="True when the LLM failed and the original was kept.")
+    warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
+    trace_files: dict[str, str] = Field(default_factory=dict, description="Trace file name -> text.")
+
+
+class ScoreOutcome(BaseModel):
+    """A scorer's answer through a handle: a result, or the error it raised."""
+
+    result: ScoreResult | None = Field(default=None, description="Scores, when the scorer succeeded.")
+    error: str | None = Field(default=None, description="The error, when it failed.")
+
+
+class ScorerFailed(RuntimeError):
+    """A scorer failed (its message is the scorer's error)."""
+
+
+class CancelledElsewhere(Exception):
+    """The generation was cancelled through another Director replica (seen at the next persist)."""
+
+
+class DirectorPorts(Protocol):
+    """What the Director needs from the model deployments."""
+
+    async def plan(self, brief: str, num_scenes: int, seed: int) -> PlanOutcome: ...
+
+    async def enhance(
+        self, prompt: str, max_iterations: int, context: str, seed: int, generation_id: str
+    ) -> EnhanceOutcome: ...
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult: ...
+
+
+class DirectorSettings(BaseModel):
+    """Knobs of the Director core (from AppArgs)."""
+
+    score_weights: dict[str, float] | None = Field(
+        default=None, description="Scorer weights; None: defaults."
+    )
+    max_concurrent_generations: int = Field(default=4, ge=1, description="Generations run at once.")
+    plan_timeout_s: float = Field(default=300.0, gt=0, description="Timeout of planning.")
+    enhance_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of one scene's enhancement.")
+    generate_timeout_s: float = Field(default=900.0, gt=0, description="Timeout of one scene's generation.")
+    score_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of one scorer call.")
+    lease_timeout_s: float = Field(
+        default=60.0, gt=0, description="A running generation whose owner is silent this long is taken over."
+    )
+
+
+class _GenerationLog(logging.LoggerAdapter):
+    """Puts the generation id into every record (message prefix + ``extra``)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        generation_id = (self.extra or {}).get("generation_id")
+        kwargs.setdefault("extra", {})["generation_id"] = generation_id
+        return f"[generation {generation_id}] {msg}", kwargs
+
+
+def image_url(generation_id: str, scene: int) -> str:
+    """API path of a scene's kept image."""
+    return f"/api/generations/{generation_id}/scenes/{scene}/image"
+
+
+def fallback_plan(brief: str, num_scenes: int, reason: str) -> PlanOutcome:
+    """Every scene uses the brief (the planner could not be reached at all)."""
+    scenes = [
+        PlannedSceneOut(index=n, prompt=brief, shot_notes=f"scene {n} of {num_scenes}")
+        for n in range(1, num_scenes + 1)
+    ]
+    return PlanOutcome(
+        scenes=scenes, degraded=True, warnings=[f"planner failed ({reason}); every scene uses the brief"]
+    )
+
+
+class DirectorCore:
+    """Runs generations as asyncio tasks, one per generation, bounded by a semaphore."""
+
+    def __init__(
+        self,
+        db: Database,
+        storage: Storage,
+        ports: DirectorPorts,
+        settings: DirectorSettings | None = None,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.owner = owner or f"director-{uuid.uuid4().hex[:12]}"
+        self.db = db
+        self.storage = storage
+        self.ports = ports
+        self.settings = settings or DirectorSettings()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(self.settings.max_concurrent_generations)
+        self._shutting_down = False
+
+    # -- task management -----------------------------------------------------------------------
+
+    def start(self, generation_id: str) -> bool:
+        """Launch the generation's task unless one is already running here; True when launched."""
+        task = self._tasks.get(generation_id)
+        if task is not None and not task.done():
+            return False
+        task = asyncio.get_running_loop().create_task(self.run(generation_id), name=f"gen-{generation_id}")
+        self._tasks[generation_id] = task
+        task.add_done_callback(lambda _t, gid=generation_id: self._tasks.pop(gid, None))
+        return True
+
+    def running(self) -> list[str]:
+        """Ids of generations with a live task here."""
+        return [gid for gid, task in self._tasks.items() if not task.done()]
+
+    async def wait(self, generation_id: str) -> None:
+        """Wait for the generation's task, if any (tests, shutdown)."""
+        task = self._tasks.get(generation_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+
+    async def cancel(self, generation_id: str) -> bool:
+        """Cancel a queued/running generation; True when it was unfinished."""
+        task = self._tasks.get(generation_id)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return True
+        record = await self._db(self.db.get, generation_id)
+        if record.status in FINISHED_STATUSES:
+            return False
+        await self._db(
+            self.db.update, generation_id, status="cancelled", stage="cancelled", finished_at=utcnow()
+        )
+        return True
+
+    async def recover(self) -> list[str]:
+        """Start every queued/running generation that has no task here (start-up + periodic)."""
+        started = []
+        for record in await self._db(self.db.list_unfinished):
+            if self.start(record.id):
+                started.append(record.id)
+        if started:
+            logger.info("recovery pass resumed %d generation(s): %s", len(started), started)
+        return started
+
+    async def heartbeat(self) -> None:
+        """Renew the leases of the generations running here (call well within lease_timeout_s)."""
+        await self._db(self.db.heartbeat, self.running(), self.owner)
+
+    async def shutdown(self) -> None:
+        """Cancel the local tasks without marking them cancelled (a restart resumes them)."""
+        self._shutting_down = True
+        tasks = [task for task in self._tasks.values() if not task.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _db(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(func, *args, **kwargs)
+
+    @staticmethod
+    async def _timed(awaitable: Awaitable[T], timeout_s: float) -> tuple[T, float]:
+        started = time.perf_counter()
+        result = await asyncio.wait_for(awaitable, timeout_s)
+        return result, round(time.perf_counter() - started, 3)
+
+    # -- one generation ------------------------------------------------------------------------
+
+    async def run(self, generation_id: str) -> None:
+        """Run (or resume) one generation to a finished status; never raises model failures."""
+        log = _GenerationLog(logger, {"generation_id": generation_id})
+        async with self._slots:
+            stale_before = utcnow() - timedelta(seconds=self.settings.lease_timeout_s)
+            if not await self._db(self.db.claim, generation_id, self.owner, stale_before=stale_before):
+                log.debug("not claimed: finished, or owned by a live Director replica")
+                return
+            record = await self._db(self.db.get, generation_id)
+            run = _Run(self, record, log)
+            try:
+                await run.execute()
+            except asyncio.CancelledError:
+                if self._shutting_down:
+                    log.info("stopped by shutdown; a recovery pass resumes it")
+                    raise
+                log.info("cancelled")
+                await self._db(
+                    self.db.update, generation_id, status="cancelled", stage="cancelled", finished_at=utcnow()
+                )
+                raise
+            except CancelledElsewhere:
+                log.info("cancelled (through another replica)")
+                await self._db(self.db.update, generation_id, stage="cancelled", finished_at=utcnow())
+            except Exception as exc:
+                log.exception("failed")
+                await self._db(
+                    self.db.update,
+                    generation_id,
+                    status="failed",
+                    stage="failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    warnings=run.warnings,
+                    timings=run.timings,
+                    finished_at=utcnow(),
+                )
+
+
+class _Run:
+    """The state of one generation while it runs (mirrors its DB row)."""
+
+    def __init__(self, core: DirectorCore, record: GenerationRecord, log: logging.LoggerAdapter) -> None:
+        self.core = core
+        self.db = core.db
+        self.storage = core.storage
+        self.ports = core.ports
+        self.settings = core.settings
+        self.record = record
+        self.log = log
+        self.id = record.id
+        self.request = GenerateRequest.model_validate(record.request)
+        self.warnings: list[str] = list(record.warnings)
+        self.timings: dict[str, Any] = dict(record.timings)
+        self.scenes: list[dict[str, Any]] = list(record.scenes)
+        self.scores: dict[str, Any] = dict(record.image_quality_scores)
+        self.scoring_available = True
+
+    def warn(self, message: str) -> None:
+        self.log.warning(message)
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    async def persist(self, **fields: Any) -> None:
+        # Only a running row is written: a cancel from another replica is never overwritten.
+        record = await self.core._db(
+            self.db.update,
+            self.id,
+            require_status="running",
+            warnings=self.warnings,
+            timings=self.timings,
+            **fields,
+        )
+        if record.status != fields.get("status", "running"):
+            raise CancelledElsewhere(self.id)
+
+    async def store(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(func, *args)
+
+    async def execute(self) -> None:
+        started = time.perf_counter()
+        await self.persist(stage="planning")
+
+        # 1. plan (skipped when resuming a planned generation)
+        plan = self.record.storyboard_plan or await self.plan()
+        planned = [PlannedSceneOut.model_validate(scene) for scene in plan["scenes"]]
+
+        # 2. scenes, chaining each kept image into the next scene
+        done = {scene["index"]: scene for scene in self.scenes}
+        reference: bytes | None = None
+        reference_from: int | None = None
+        for scene in planned:
+            if scene.index in done:
+                reference = await self.store(self.storage.read_scene_image, self.id, scene.index)
+                reference_from = scene.index
+                continue
+            reference = await self.run_scene(scene, len(planned), reference, reference_from)
+            reference_from = scene.index
+
+        # 3. complete
+        self.timings["total_s"] = round(
+            float(self.timings.get("total_s", 0.0)) + time.perf_counter() - started, 3
+        )
+        await self.persist(status="completed", stage="completed", finished_at=utcnow())
+        self.log.info("completed %d scene(s) with %d warning(s)", len(planned), len(self.warnings))
+
+    async def plan(self) -> dict[str, Any]:
+        request = self.request
+        try:
+            outcome, seconds = await self.core._timed(
+                self.ports.plan(request.prompt, request.num_scenes, self.record.seed),
+                self.settings.plan_timeout_s,
+            )
+        except Exception as exc:
+            outcome, seconds = fallback_plan(request.prompt, request.num_scenes, _reason(exc)), 0.0
+        scenes = [scene.model_dump() for scene in outcome.scenes][: request.num_scenes]
+        if not scenes:
+            outcome = fallback_plan(request.prompt, request.num_scenes, "planner returned no scenes")
+            scenes = [scene.model_dump() for scene in outcome.scenes]
+        for index, scene in enumerate(scenes, start=1):
+            scene["index"] = index
+        for message in outcome.warnings:
+            self.warn(f"planner: {message}")
+        if outcome.degraded and not outcome.warnings:
+            self.warn("planner: LLM unavailable; used a fallback plan")
+        plan = {
+            "scenes": scenes,
+            "advanced_image_generation_used": request.use_advanced_image_generation,
+            "advanced_image_settings": {
+                "quality_threshold": request.advanced_image_quality_threshold,
+                "num_variations": request.advanced_image_num_variations,
+                "max_enhancement_iterations": request.advanced_image_max_enhancement_iterations,
+            },
+            "degraded": outcome.degraded,
+        }
+        self.timings["plan_s"] = seconds
+        await self.persist(storyboard_plan=plan, scenes_total=len(scenes), stage="scene 1: starting")
+        self.log.info("planned %d scene(s) in %.2fs", len(scenes), seconds)
+        return plan
+
+    async def run_scene(
+        self, scene: PlannedSceneOut, total: int, reference: bytes | None, reference_from: int | None
+    ) -> bytes:
+        """Enhance, generate, score, keep the best; commits the scene; returns the kept PNG."""
+        request = self.request
+        advanced = request.use_advanced_image_generation
+        n = scene.index
+        timing: dict[str, float] = {}
+        scene_started = time.perf_counter()
+
+        # 1. prompt: enhanced in advanced mode, the planned one otherwise
+        enhanced: EnhanceOutcome | None = None
+        prompt = scene.prompt
+        if advanced:
+            await self.persist(stage=f"scene {n}: enhancing")
+            enhanced, timing["enhance_s"] = await self.enhance(scene, total)
+            prompt = enhanced.final_prompt or scene.prompt
+        else:
+            await self.store(
+                self.storage.write_trace_file, self.id, n, "00_original_prompt.txt", scene.prompt + "\n"
+            )
+        negative_prompt = request.negative_prompt or (enhanced.negative_prompt if enhanced else None)
+
+        # 2. variations: seeds base+k; a single image in simple mode or once scoring is gone
+        count = request.advanced_image_num_variations if advanced and self.scoring_available else 1
+        seeds = [self.record.seed + k for k in range(count)]
+        await self.persist(stage=f"scene {n}: generating")
+        generation, timing["generate_s"] = await self.core._timed(
+            self.ports.generate(
+                GenerationRequest(
+                    prompt=prompt, seeds=seeds, negative_prompt=negative_prompt, reference_png=reference
+                )
+            ),
+            self.settings.generate_timeout_s,
+        )
+        pngs = [image.png for image in generation.images]
+        for k, png in enumerate(pngs, start=1):
+            await self.store(self.storage.write_variation, self.id, n, k, png)
+
+        # 3. score and pick (advanced mode with more than one image)
+        best = 0
+        if advanced and len(pngs) > 1:
+            await self.persist(stage=f"scene {n}: scoring")
+            quality, timing["score_s"] = await self.score(scene, pngs, seeds)
+            if quality is not None:
+                best = quality["best_index"] - 1
+                self.scores[f"scene_{n}"] = quality
+        elif advanced:
+            self.scores[f"scene_{n}"] = _unscored_quality(
+                seeds, "scoring skipped: all scorers failed earlier"
+            )
+            await self.store(
+                self.storage.write_trace_json, self.id, n, "quality_scores.json", self.scores[f"scene_{n}"]
+            )
+
+        # 4. keep the best; commit the scene before the next starts
+        kept = pngs[best]
+        await self.store(self.storage.write_scene_image, self.id, n, kept)
+        timing["total_s"] = round(time.perf_counter() - scene_started, 3)
+        self.timings[f"scene_{n}"] = timing
+        self.scenes.append(
+            {
+                "index": n,
+                "prompt": scene.prompt,
+                "enhanced_prompt": enhanced.final_prompt if enhanced else None,
+                "image_url": image_url(self.id, n),
+                "reference_from": reference_from,
+                "seeds": seeds,
+                "num_variations": len(pngs),
+                "best_index": best + 1,
+                "mode": generation.mode,
+            }
+        )
+        await self.persist(
+            scenes=self.scenes,
+            image_quality_scores=self.scores,
+            scenes_done=len(self.scenes),
+            stage=f"scene {n + 1}: starting" if n < total else "finishing",
+        )
+        self.log.info("scene %d/%d done (%s, %d image(s))", n, total, generation.mode, len(pngs))
+        return kept
+
+    async def enhance(self, scene: PlannedSceneOut, total: int) -> tuple[EnhanceOutcome, float]:
+        request = self.request
+        n = scene.index
+        context = f"Ad brief: {request.prompt}\nScene {n} of {total}. Shot notes: {scene.shot_notes}"
+        started = time.perf_counter()
+        try:
+            outcome = await asyncio.wait_for(
+                self.ports.enhance(
+                    scene.prompt,
+                    request.advanced_image_max_enhancement_iterations,
+                    context,
+                    self.record.seed + n,
+                    self.id,
+                ),
+                self.settings.enhance_timeout_s,
+            )
+        except Exception as exc:
+            outcome = EnhanceOutcome(
+                original_prompt=scene.prompt,
+                final_prompt=scene.prompt,
+                degraded=True,
+                stop_reason="error",
+                warnings=[f"enhancer failed ({_reason(exc)}); used the original prompt"],
+            )
+        seconds = round(time.perf_counter() - started, 3)
+        if outcome.degraded or not outcome.final_prompt.strip():
+            outcome = outcome.model_copy(
+                update={"final_prompt": outcome.final_prompt.strip() or scene.prompt}
+            )
+            reasons = "; ".join(outcome.warnings) or "LLM unavailable"
+            self.warn(f"scene {n}: prompt enhancement degraded ({reasons}); used the original prompt")
+        files = dict(outcome.trace_files) or _minimal_trace(outcome)
+        for name, text in files.items():
+            await self.store(self.storage.write_trace_file, self.id, n, name, text)
+        return outcome, seconds
+
+    async def score(
+        self, scene: PlannedSceneOut, pngs: list[bytes], seeds: list[int]
+    ) -> tuple[dict[str, Any] | None, float]:
+        n = scene.index
+        threshold = self.request.advanced_image_quality_threshold
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(
+                asyncio.wait_for(self.ports.score(name, scene.prompt, pngs), self.settings.score_timeout_s)
+                for name in SCORER_NAMES
+            ),
+            return_exceptions=True,
+        )
+        seconds = round(time.perf_counter() - started, 3)
+        by_name: dict[str, ScoreResult | BaseException] = {}
+        for name, result in zip(SCORER_NAMES, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            by_name[name] = (
+                result if isinstance(result, ScoreResult | BaseException) else ScorerFailed(str(result))
+            )
+        try:
+            combined = aggregate(by_name, self.settings.score_weights)
+        except NoScoresError as exc:
+            # Keep the enhanced prompt's first image; later scenes generate one image only.
+            self.scoring_available = False
+            self.warn(f"scene {n}: all scorers failed ({exc}); kept the first image unscored")
+            quality = _unscored_quality(seeds, str(exc))
+            quality["scorers_failed"] = {
+                name: _reason(result) for name, result in by_name.items() if isinstance(result, BaseException)
+            }
+            await self.store(self.storage.write_trace_json, self.id, n, "quality_scores.json", quality)
+            return quality, seconds
+        for name, reason in combined.scorers_failed.items():
+            self.warn(
+                f"scene {n}: scorer {name} failed ({reason}); overall reweighted from "
+                f"{', '.join(combined.scorers_used)}"
+            )
+        below = combined.best_overall < threshold
+        if below:
+            self.warn(
+                f"scene {n}: best overall score {combined.best_overall:.1f} is below the quality "
+                f"threshold {threshold:g}"
+            )
+        quality = {
+            "best_index": combined.best_index + 1,
+            "best_overall": round(combined.best_overall, 4),
+            "per_image": [scores.model_dump() for scores in combined.per_image],
+            "below_threshold": below,
+            "scorers_used": combined.scorers_used,
+            "scorers_failed": combined.scorers_failed,
+            "seeds": seeds,
+        }
+        trace = {
+            **quality,
+            "scene": n,
+            "prompt": scene.prompt,
+            "quality_threshold": threshold,
+            "weights": combined.weights,
+            "images": [f"image_{k}.png" for k in range(1, len(pngs) + 1)],
+            "raw": {name: result.raw for name, result in by_name.items() if isinstance(result, ScoreResult)},
+        }
+        await self.store(self.storage.write_trace_json, self.id, n, "quality_scores.json", trace)
+        return quality, seconds
+
+
+def _unscored_quality(seeds: list[int], reason: str) -> dict[str, Any]:
+    return {
+        "best_index": 1,
+        "best_overall": None,
+        "per_image": [],
+        "below_threshold": False,
+        "scorers_used": [],
+        "scorers_failed": {},
+        "seeds": seeds,
+        "note": reason,
+    }
+
+
+def _minimal_trace(outcome: EnhanceOutcome) -> dict[str, str]:
+    """The trace of an enhancement that never reached the agents (the handle call failed)."""
+    summary = {
+        "original_prompt": outcome.original_prompt,
+        "final_prompt": outcome.final_prompt,
+        "iterations": outcome.iterations,
+        "approved": outcome.approved,
+        "stop_reason": outcome.stop_reason,
+        "degraded": outcome.degraded,
+        "warnings": outcome.warnings,
+    }
+    return {
+        "00_original_prompt.txt": outcome.original_prompt + "\n",
+        "final_enhanced_prompt.txt": outcome.final_prompt + "\n",
+        "prompt_trace_summary.json": json.dumps(summary, indent=2, sort_keys=True),
+    }
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def choose_seed(seed: int | None) -> int:
+    """The request's seed, or a random one (recorded so the run can be reproduced)."""
+    return seed if seed is not None else random.SystemRandom().randrange(0, 2**31 - 1 - 16)
+
+
+def purge_finished_before(db: Database, storage: Storage, cutoff: datetime) -> list[str]:
+    """Delete finished generations created before ``cutoff``: files first, then the row."""
+    removed = []
+    for record in db.list_finished_before(cutoff):
+        storage.delete_generation(record.id)
+        db.delete(record.id)
+        removed.append(record.id)
+    if removed:
+        logger.info("retention removed %d generation(s)", len(removed))
+    return removed
+
+
+def retention_cutoff(ttl_days: float) -> datetime:
+    """Now minus the TTL."""
+    return utcnow() - timedelta(days=ttl_days)

@@ -1,0 +1,364 @@
+"""The ingress: HTTP routes (FastAPI) and the Python-handle methods; no models here.
+
+``IngressService`` holds the logic (auth, DB rows, status documents, image reads) and is plain
+Python; ``create_api(service)`` builds the FastAPI app on it; the ``Ingress`` deployment binds both
+to Ray Serve (the app is built per replica through ``__serve_build_asgi_app__``).
+
+Python handle (same pydantic request model as HTTP)::
+
+    handle = serve.get_app_handle("scenechain")
+    accepted = await handle.submit.remote(GenerateRequest(prompt="..."), user="alice")
+    status = await handle.wait.remote(accepted.id, user="alice", timeout_s=600)
+    # or in one call:
+    status = await handle.generate.remote(GenerateRequest(prompt="..."), user="alice")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from serve.auth import AuthError, user_from_authorization
+from serve.config import AppArgs
+from serve.db import Database, GenerationNotFound, GenerationRecord
+from serve.director_core import choose_seed
+from serve.schemas import (
+    FINISHED_STATUSES,
+    GenerateAccepted,
+    GenerateRequest,
+    GenerationPage,
+    GenerationStatus,
+    GenerationSummary,
+    Health,
+    Progress,
+    range_message,
+)
+from serve.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+PNG = "image/png"
+
+
+class DirectorClient(Protocol):
+    """What the ingress needs from the Director."""
+
+    async def submit(self, generation_id: str) -> None: ...
+
+    async def cancel(self, generation_id: str) -> bool: ...
+
+
+class HandleDirectorClient:
+    """``DirectorClient`` over a Serve deployment handle."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self.handle = handle
+
+    async def submit(self, generation_id: str) -> None:
+        await self.handle.submit.remote(generation_id)
+
+    async def cancel(self, generation_id: str) -> bool:
+        return bool(await self.handle.cancel.remote(generation_id))
+
+
+class IngressService:
+    """Everything behind the routes and the handle methods."""
+
+    def __init__(self, args: AppArgs, director: DirectorClient, *, db: Database | None = None) -> None:
+        self.args = args
+        self.director = director
+        self.db = db or Database(args.resolved_database_url())
+        self.storage = Storage(args.resolved_output_dir())
+
+    # -- generations ---------------------------------------------------------------------------
+
+    async def submit(self, request: GenerateRequest | dict[str, Any], user: str) -> GenerateAccepted:
+        """Record a queued generation and hand it to the Director; returns at once."""
+        if not isinstance(request, GenerateRequest):
+            request = GenerateRequest.model_validate(request)
+        generation_id = uuid.uuid4().hex
+        seed = choose_seed(request.seed)
+        await asyncio.to_thread(
+            self.db.create_generation,
+            generation_id=generation_id,
+            user=user,
+            request=request.model_dump(mode="json"),
+            seed=seed,
+            scenes_total=request.num_scenes,
+        )
+        logger.info(
+            "[generation %s] queued for %s (advanced=%s)",
+            generation_id,
+            user,
+            request.use_advanced_image_generation,
+            extra={"generation_id": generation_id},
+        )
+        try:
+            await self.director.submit(generation_id)
+        except Exception:
+            # Still queued in the DB: the Director's recovery pass picks it up.
+            logger.exception("[generation %s] director unreachable; left queued", generation_id)
+        return GenerateAccepted(id=generation_id, status="queued", status_url=status_url(generation_id))
+
+    async def status(self, generation_id: str, user: str) -> GenerationStatus:
+        """The status document; GenerationNotFound for another user's or an unknown id."""
+        record = await asyncio.to_thread(self.db.get, generation_id, user=user)
+        return status_document(record)
+
+    async def wait(
+        self, generation_id: str, user: str, timeout_s: float = 900.0, poll_s: float = 0.5
+    ) -> GenerationStatus:
+        """Poll until the generation is finished (or ``timeout_s`` passes: TimeoutError)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            document = await self.status(generation_id, user)
+            if document.status in FINISHED_STATUSES:
+                return document
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"generation {generation_id} still {document.status} after {timeout_s}s")
+            await asyncio.sleep(poll_s)
+
+    async def generate(
+        self, request: GenerateRequest | dict[str, Any], user: str, timeout_s: float = 900.0
+    ) -> GenerationStatus:
+        """Submit and await the finished status (the Python-handle convenience)."""
+        accepted = await self.submit(request, user)
+        return await self.wait(accepted.id, user, timeout_s=timeout_s)
+
+    async def cancel(self, generation_id: str, user: str) -> GenerationStatus:
+        """Cancel an unfinished generation of ``user``; returns the resulting status."""
+        await asyncio.to_thread(self.db.get, generation_id, user=user)
+        await self.director.cancel(generation_id)
+        return await self.status(generation_id, user)
+
+    async def list_generations(self, user: str, limit: int = 20, offset: int = 0) -> GenerationPage:
+        """The caller's generations, newest first."""
+        records, total = await asyncio.to_thread(self.db.list_for_user, user, limit=limit, offset=offset)
+        items = [
+            GenerationSummary(
+                id=r.id,
+                status=r.status,  # type: ignore[arg-type]
+                prompt=r.prompt,
+                advanced_image_generation_used=r.advanced,
+                scenes_done=r.scenes_done,
+                scenes_total=r.scenes_total,
+                created_at=r.created_at,
+                status_url=status_url(r.id),
+            )
+            for r in records
+        ]
+        return GenerationPage(items=items, total=total, limit=limit, offset=offset)
+
+    async def scene_image(self, generation_id: str, scene: int, user: str) -> bytes:
+        """PNG of a scene's kept image (FileNotFoundError before it exists)."""
+        await asyncio.to_thread(self.db.get, generation_id, user=user)
+        return await asyncio.to_thread(self.storage.read_scene_image, generation_id, scene)
+
+    async def variation_image(self, generation_id: str, scene: int, k: int, user: str) -> bytes:
+        """PNG of variation k (1-based) of a scene."""
+        await asyncio.to_thread(self.db.get, generation_id, user=user)
+        return await asyncio.to_thread(self.storage.read_variation, generation_id, scene, k)
+
+
+def status_url(generation_id: str) -> str:
+    """API path of a generation's status."""
+    return f"/api/status/{generation_id}"
+
+
+def status_document(record: GenerationRecord) -> GenerationStatus:
+    """The API status document of a DB row."""
+    return GenerationStatus.model_validate(
+        {
+            "id": record.id,
+            "status": record.status,
+            "progress": Progress(
+                scenes_done=record.scenes_done, scenes_total=record.scenes_total, stage=record.stage
+            ),
+            "prompt": record.prompt,
+            "seed": record.seed,
+            "advanced_image_generation_used": record.advanced,
+            "storyboard_plan": record.storyboard_plan,
+            "image_quality_scores": record.image_quality_scores,
+            "scenes": record.scenes,
+            "warnings": record.warnings,
+            "error": record.error,
+            "timings": record.timings,
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+    )
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """FastAPI's error list, each message naming the field and, for bounds, the allowed range."""
+    errors = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        field = loc[-1] if loc else ""
+        message = error.get("msg", "invalid value")
+        if error.get("type") == "extra_forbidden":
+            message = f"unknown field {field!r}; allowed fields: {sorted(GenerateRequest.model_fields)}"
+        elif loc and loc[0] == "body" and (allowed := range_message(GenerateRequest, field)):
+            message = f"{field}: {message}; {allowed}"
+        elif field:
+            message = f"{field}: {message}"
+        errors.append({"loc": loc, "msg": message, "type": error.get("type")})
+    return errors
+
+
+async def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The caller, from the Bearer JWT (401 otherwise)."""
+    service: IngressService = request.app.state.service
+    try:
+        return user_from_authorization(service.args.jwt, authorization)
+    except AuthError as exc:
+        raise HTTPException(401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+# Module-level aliases: FastAPI resolves (stringified) annotations in the module's namespace.
+User = Annotated[str, Depends(current_user)]
+GenerationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Generation id.")]
+SceneNumber = Annotated[int, Path(ge=1, le=64, description="1-based scene number.")]
+VariationNumber = Annotated[int, Path(ge=1, le=8, description="1-based variation number.")]
+PageLimit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
+PageOffset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+
+
+def create_api(service: IngressService) -> FastAPI:
+    """The FastAPI app (routes only) on ``service``."""
+    api = FastAPI(
+        title="scenechain",
+        description="Turns an ad brief into a chained storyboard of scene images.",
+        version="0.1.0",
+    )
+    api.state.service = service
+
+    @api.exception_handler(RequestValidationError)
+    async def _on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _validation_errors(exc)})
+
+    def not_found(generation_id: str) -> HTTPException:
+        return HTTPException(404, detail=f"generation {generation_id} not found")
+
+    @api.post("/api/generate", status_code=202, response_model=GenerateAccepted, tags=["generations"])
+    async def generate(body: GenerateRequest, user: User) -> GenerateAccepted:
+        """Submit a generation; answers 202 at once with the id and where to poll."""
+        return await service.submit(body, user)
+
+    @api.get("/api/status/{generation_id}", response_model=GenerationStatus, tags=["generations"])
+    async def status(generation_id: GenerationId, user: User) -> GenerationStatus:
+        """The status document of one of the caller's generations."""
+        try:
+            return await service.status(generation_id, user)
+        except GenerationNotFound:
+            raise not_found(generation_id) from None
+
+    @api.get("/api/generations", response_model=GenerationPage, tags=["generations"])
+    async def list_generations(
+        user: User,
+        limit: PageLimit = 20,
+        offset: PageOffset = 0,
+    ) -> GenerationPage:
+        """The caller's generations, newest first."""
+        return await service.list_generations(user, limit=limit, offset=offset)
+
+    @api.post(
+        "/api/generations/{generation_id}/cancel", response_model=GenerationStatus, tags=["generations"]
+    )
+    async def cancel(generation_id: GenerationId, user: User) -> GenerationStatus:
+        """Cancel one of the caller's unfinished generations."""
+        try:
+            return await service.cancel(generation_id, user)
+        except GenerationNotFound:
+            raise not_found(generation_id) from None
+
+    @api.get(
+        "/api/generations/{generation_id}/scenes/{scene}/image",
+        response_class=Response,
+        responses={200: {"content": {PNG: {}}}},
+        tags=["images"],
+    )
+    async def scene_image(generation_id: GenerationId, scene: SceneNumber, user: User) -> Response:
+        """PNG of a scene's kept image."""
+        try:
+            return Response(await service.scene_image(generation_id, scene, user), media_type=PNG)
+        except GenerationNotFound:
+            raise not_found(generation_id) from None
+        except FileNotFoundError:
+            raise HTTPException(404, detail=f"scene {scene} has no image (yet)") from None
+
+    @api.get(
+        "/api/generations/{generation_id}/scenes/{scene}/variations/{k}",
+        response_class=Response,
+        responses={200: {"content": {PNG: {}}}},
+        tags=["images"],
+    )
+    async def variation_image(
+        generation_id: GenerationId,
+        scene: SceneNumber,
+        k: VariationNumber,
+        user: User,
+    ) -> Response:
+        """PNG of variation k of a scene (image_{k}.png of its trace)."""
+        try:
+            return Response(await service.variation_image(generation_id, scene, k, user), media_type=PNG)
+        except GenerationNotFound:
+            raise not_found(generation_id) from None
+        except FileNotFoundError:
+            raise HTTPException(404, detail=f"scene {scene} has no variation {k}") from None
+
+    @api.get("/healthz", response_model=Health, tags=["ops"])
+    async def healthz() -> Health:
+        """Liveness (no auth)."""
+        return Health(status="ok", app=service.args.app_name, profile=service.args.profile)
+
+    return api
+
+
+# -- the deployment ------------------------------------------------------------------------------
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress()
+class Ingress:
+    """HTTP + Python-handle entry point of the app; bound in ``serve/app.py``."""
+
+    def __init__(self, args: dict[str, Any], director: DeploymentHandle) -> None:
+        self.service = IngressService(AppArgs.model_validate(args), HandleDirectorClient(director))
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_api(self.service)
+
+    async def submit(self, request: GenerateRequest | dict[str, Any], user: str) -> GenerateAccepted:
+        """Handle: record and start a generation; returns at once."""
+        return await self.service.submit(request, user)
+
+    async def status(self, generation_id: str, user: str) -> GenerationStatus:
+        """Handle: the status document (GenerationNotFound for another user's id)."""
+        return await self.service.status(generation_id, user)
+
+    async def wait(self, generation_id: str, user: str, timeout_s: float = 900.0) -> GenerationStatus:
+        """Handle: await a finished status."""
+        return await self.service.wait(generation_id, user, timeout_s=timeout_s)
+
+    async def generate(
+        self, request: GenerateRequest | dict[str, Any], user: str, timeout_s: float = 900.0
+    ) -> GenerationStatus:
+        """Handle: submit and await the finished status."""
+        return await self.service.generate(request, user, timeout_s=timeout_s)
+
+    async def cancel(self, generation_id: str, user: str) -> GenerationStatus:
+        """Handle: cancel a generation."""
+        return await self.service.cancel(generation_id, user)

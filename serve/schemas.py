@@ -1,0 +1,192 @@
+"""HTTP/handle API models (the protocol): requests, responses, status documents.
+
+The same ``GenerateRequest`` is the body of ``POST /api/generate`` and the argument of the Python
+handle's ``submit``/``generate``. Every field carries a one-line description (shown at /docs).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GenerationStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
+FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
+Stage = Literal[
+    "queued", "planning", "enhancing", "generating", "scoring", "completed", "failed", "cancelled"
+]
+
+
+class GenerateRequest(BaseModel):
+    """A storyboard generation request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=4000, description="The ad brief to storyboard.")
+    use_advanced_image_generation: bool = Field(
+        default=False, description="Enhance prompts, generate variations, score them and keep the best."
+    )
+    advanced_image_quality_threshold: float = Field(
+        default=30.0, ge=0.0, le=100.0, description="Overall score (0-100) below which a scene is flagged."
+    )
+    advanced_image_num_variations: int = Field(
+        default=4, ge=2, le=8, description="Variations generated per scene in advanced mode."
+    )
+    advanced_image_max_enhancement_iterations: int = Field(
+        default=4, ge=1, le=10, description="Most critic/rewrite rounds of the prompt enhancer."
+    )
+    num_scenes: int = Field(default=4, ge=1, le=8, description="Scenes in the storyboard.")
+    seed: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="Base seed; variation k of a scene uses seed+k."
+    )
+    negative_prompt: str | None = Field(
+        default=None, max_length=2000, description="What to keep out of images."
+    )
+
+
+class GenerateAccepted(BaseModel):
+    """Answer to a submitted generation (HTTP 202)."""
+
+    id: str = Field(description="Generation id.")
+    status: GenerationStatusName = Field(description="Status right after submission.")
+    status_url: str = Field(description="Where to poll the status.")
+
+
+class Progress(BaseModel):
+    """How far a generation got."""
+
+    scenes_done: int = Field(description="Scenes finished.")
+    scenes_total: int = Field(description="Scenes planned (the requested count until planned).")
+    stage: str = Field(description="Current stage, e.g. 'planning', 'scene 2: scoring', 'completed'.")
+
+
+class AdvancedImageSettings(BaseModel):
+    """The advanced-mode settings a generation ran with."""
+
+    quality_threshold: float = Field(description="Below-threshold flag level (0-100).")
+    num_variations: int = Field(description="Variations per scene.")
+    max_enhancement_iterations: int = Field(description="Enhancer iteration cap.")
+
+
+class PlannedScene(BaseModel):
+    """One scene of the storyboard plan."""
+
+    index: int = Field(description="1-based scene number.")
+    prompt: str = Field(description="The scene's image prompt as planned.")
+    shot_notes: str = Field(default="", description="Camera/composition notes from the planner.")
+
+
+class StoryboardPlanOut(BaseModel):
+    """The storyboard plan, stored as JSON with the advanced settings."""
+
+    scenes: list[PlannedScene] = Field(description="Planned scenes, in order.")
+    advanced_image_generation_used: bool = Field(description="Whether advanced mode was requested.")
+    advanced_image_settings: AdvancedImageSettings = Field(description="Advanced-mode settings.")
+    degraded: bool = Field(default=False, description="True when the planner fell back (LLM failure).")
+
+
+class ImageScoresOut(BaseModel):
+    """Scores of one variation; a scorer that failed is null."""
+
+    pickscore: float | None = Field(default=None, description="PickScore, normalised 0-100.")
+    clip: float | None = Field(default=None, description="CLIPScore, normalised 0-100.")
+    vqa: float | None = Field(default=None, description="VQAScore, normalised 0-100.")
+    aesthetic: float | None = Field(default=None, description="Aesthetic score, normalised 0-100.")
+    overall: float = Field(description="Weighted overall score from the scorers that succeeded.")
+
+
+class SceneQuality(BaseModel):
+    """The scoring outcome of one scene (advanced mode)."""
+
+    best_index: int = Field(description="1-based variation that was kept (image_{k}.png).")
+    best_overall: float | None = Field(description="Overall score of the kept variation; null when unscored.")
+    per_image: list[ImageScoresOut] = Field(description="Scores per variation, in variation order.")
+    below_threshold: bool = Field(description="True when best_overall is below the quality threshold.")
+    scorers_used: list[str] = Field(description="Scorers that contributed.")
+    scorers_failed: dict[str, str] = Field(default_factory=dict, description="Scorer -> error, for failures.")
+    seeds: list[int] = Field(default_factory=list, description="Seed of each variation.")
+
+
+class SceneOut(BaseModel):
+    """One finished scene."""
+
+    index: int = Field(description="1-based scene number.")
+    prompt: str = Field(description="The planned scene prompt.")
+    enhanced_prompt: str | None = Field(description="The enhancer's final prompt (advanced mode), else null.")
+    image_url: str = Field(description="URL of the kept image (PNG, authenticated).")
+    reference_from: int | None = Field(description="Scene whose image was the img2img reference, if any.")
+    seeds: list[int] = Field(default_factory=list, description="Seeds of the generated variations.")
+    num_variations: int = Field(default=1, description="Variations generated for this scene.")
+    best_index: int = Field(default=1, description="1-based variation kept.")
+
+
+class GenerationStatus(BaseModel):
+    """The full status document of one generation."""
+
+    id: str = Field(description="Generation id.")
+    status: GenerationStatusName = Field(description="queued | running | completed | failed | cancelled.")
+    progress: Progress = Field(description="Scenes done/total and the current stage.")
+    prompt: str = Field(description="The brief.")
+    seed: int = Field(description="Base seed used (chosen at random when the request had none).")
+    advanced_image_generation_used: bool = Field(description="Whether advanced mode was requested.")
+    storyboard_plan: StoryboardPlanOut | None = Field(description="The plan, once planned.")
+    image_quality_scores: dict[str, SceneQuality] = Field(description="'scene_n' -> scoring outcome.")
+    scenes: list[SceneOut] = Field(description="Finished scenes, in order.")
+    warnings: list[str] = Field(description="Degradations and below-threshold flags.")
+    error: str | None = Field(description="Why the generation failed, if it did.")
+    timings: dict[str, Any] = Field(description="Seconds per step.")
+    created_at: datetime = Field(description="Submission time (UTC).")
+    updated_at: datetime = Field(description="Last update (UTC).")
+
+
+class GenerationSummary(BaseModel):
+    """One row of the caller's generation list."""
+
+    id: str = Field(description="Generation id.")
+    status: GenerationStatusName = Field(description="Current status.")
+    prompt: str = Field(description="The brief.")
+    advanced_image_generation_used: bool = Field(description="Whether advanced mode was requested.")
+    scenes_done: int = Field(description="Scenes finished.")
+    scenes_total: int = Field(description="Scenes planned.")
+    created_at: datetime = Field(description="Submission time (UTC).")
+    status_url: str = Field(description="Where to fetch the full status.")
+
+
+class GenerationPage(BaseModel):
+    """A page of the caller's generations, newest first."""
+
+    items: list[GenerationSummary] = Field(description="This page.")
+    total: int = Field(description="All of the caller's generations.")
+    limit: int = Field(description="Page size.")
+    offset: int = Field(description="Rows skipped.")
+
+
+class Health(BaseModel):
+    """Liveness answer."""
+
+    status: Literal["ok"] = Field(description="Always 'ok' when the ingress answers.")
+    app: str = Field(description="Serve application name.")
+    profile: str = Field(description="Model profile.")
+
+
+class ErrorBody(BaseModel):
+    """Error body of 4xx/5xx answers."""
+
+    detail: Any = Field(description="What went wrong.")
+
+
+def range_message(model: type[BaseModel], field: str) -> str | None:
+    """'between LO and HI' for a bounded numeric field of ``model`` (used in 422 messages)."""
+    info = model.model_fields.get(field)
+    if info is None:
+        return None
+    low = high = None
+    for item in info.metadata:
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+    if low is None and high is None:
+        return None
+    if low is not None and high is not None:
+        return f"allowed range is {low} to {high} (inclusive)"
+    return f"must be >= {low}" if low is not None else f"must be <= {high}"

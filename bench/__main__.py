@@ -23,9 +23,16 @@ def _batching_scorers(args: argparse.Namespace) -> BenchResult:
     return bench_scorer_batching(args.profile, images=args.variations, repeats=args.repeats)
 
 
+def _graph(args: argparse.Namespace) -> BenchResult:
+    from bench.graph import bench_graph_vs_baseline  # noqa: PLC0415
+
+    return bench_graph_vs_baseline(args.profile, variations=args.variations)
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
     "batching-generator": _batching_generator,
     "batching-scorers": _batching_scorers,
+    "graph": _graph,
 }
 
 

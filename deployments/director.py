@@ -23,6 +23,7 @@ from serve.director_core import (
     purge_finished_before,
     retention_cutoff,
 )
+from serve.events import SqlEventStore
 from serve.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ class DirectorDeployment:
         scorers: dict[str, DeploymentHandle],
     ) -> None:
         self.args = AppArgs.model_validate(args)
+        db = Database(self.args.resolved_database_url())
         self.core = DirectorCore(
-            Database(self.args.resolved_database_url()),
+            db,
             Storage(self.args.resolved_output_dir()),
             HandlePorts(enhancer, generator, scorers),
             DirectorSettings(
@@ -81,6 +83,7 @@ class DirectorDeployment:
                 enhance_timeout_s=self.args.enhancer.enhance_timeout_s,
                 lease_timeout_s=self.args.lease_timeout_s,
             ),
+            events=SqlEventStore(db.engine),
         )
         # Async constructor: runs on the replica's event loop, so this task really runs.
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeeping_loop())

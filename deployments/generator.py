@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from ray import serve
@@ -17,6 +18,8 @@ from generator.core import DiffusionGenerator, GenerationRequest, GenerationResu
 from serve.config import AppArgs
 
 logger = logging.getLogger(__name__)
+
+HEALTH_PROBE_IDLE_S = 120.0  # probe the model only when no batch succeeded this recently
 
 
 @serve.deployment(name="Generator", max_ongoing_requests=16, health_check_period_s=30)
@@ -33,6 +36,8 @@ class GeneratorDeployment:
             dtype=profile.dtype,
             model_dir=app_args.resolved_model_dir(),
         )
+        self._pipeline = asyncio.Lock()  # batches and the health probe share one pipeline
+        self._last_ok = time.monotonic()
         self._generate_batch.set_max_batch_size(app_args.generator_batch.max_batch_size)
         self._generate_batch.set_batch_wait_timeout_s(app_args.generator_batch.batch_wait_timeout_s)
 
@@ -48,7 +53,10 @@ class GeneratorDeployment:
         self, requests: list[GenerationRequest]
     ) -> list[GenerationResult | BaseException]:
         try:
-            return list(await asyncio.to_thread(self.core.generate_many, requests))
+            async with self._pipeline:
+                results = list(await asyncio.to_thread(self.core.generate_many, requests))
+            self._last_ok = time.monotonic()
+            return results
         except Exception as exc:
             if len(requests) == 1:
                 return [exc]
@@ -56,12 +64,16 @@ class GeneratorDeployment:
         outcomes: list[GenerationResult | BaseException] = []
         for request in requests:
             try:
-                outcomes.append(await asyncio.to_thread(self.core.generate, request))
+                async with self._pipeline:
+                    outcomes.append(await asyncio.to_thread(self.core.generate, request))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes
 
-    def check_health(self) -> None:
-        """Serve's periodic health check; cheap (no image generated)."""
-        if self.core is None:
-            raise RuntimeError("generator core not loaded")
+    async def check_health(self) -> None:
+        """Fails when the model can't run: a 1-step 64x64 probe, unless a batch succeeded recently."""
+        if time.monotonic() - self._last_ok < HEALTH_PROBE_IDLE_S:
+            return
+        async with self._pipeline:
+            await asyncio.to_thread(self.core.check_health)  # raises GeneratorError / CUDA errors
+        self._last_ok = time.monotonic()

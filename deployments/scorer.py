@@ -102,8 +102,17 @@ class ScorerDeployment:
 
 
 def _slice_extra(extra: dict[str, Any], start: int, end: int, total: int) -> dict[str, Any]:
-    """Per-image lists in ``extra`` are sliced like the scores; anything else is kept."""
-    return {
+    """Per-image lists in ``extra`` are sliced like the scores; anything else is kept.
+
+    A softmax over the merged call is not one over this request's images: renormalised over the
+    slice it is (exp(x_i)/Z restricted to a subset, divided by the subset's sum).
+    """
+    sliced = {
         key: value[start:end] if isinstance(value, list) and len(value) == total else value
         for key, value in extra.items()
     }
+    softmax = sliced.get("softmax")
+    if isinstance(softmax, list) and softmax and len(softmax) == end - start:
+        mass = sum(softmax)
+        sliced["softmax"] = [p / mass for p in softmax] if mass > 0 else softmax
+    return sliced

@@ -77,6 +77,8 @@ def _build_llm(app_args: AppArgs, defaults: dict[str, Any]) -> Application:
         from ray.serve.llm import LLMConfig, build_llm_deployment  # noqa: PLC0415
 
         serve_options = app_args.llm.serve_options(defaults)
+        # LLMConfig places replicas itself; the GPU type pinning travels as its own field.
+        accelerator_type = serve_options["ray_actor_options"].get("accelerator_type")
         llm_config = LLMConfig(
             model_loading_config={
                 "model_id": spec.options.get("model") or spec.source,
@@ -84,6 +86,7 @@ def _build_llm(app_args: AppArgs, defaults: dict[str, Any]) -> Application:
             },
             engine_kwargs=dict(spec.options.get("engine_kwargs", {})),
             deployment_config={k: v for k, v in serve_options.items() if k != "ray_actor_options"},
+            **({"accelerator_type": accelerator_type} if accelerator_type else {}),
         )
         return build_llm_deployment(llm_config, name_prefix="scenechain-")
     from deployments.llm import LLMDeployment  # noqa: PLC0415

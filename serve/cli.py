@@ -192,7 +192,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cleanup.add_argument("--dry-run", action="store_true", help="List what would be removed.")
     cleanup.set_defaults(handler=_cleanup)
+
+    # Client side: generate / status / list against a running server.
+    from scenechain.cli_client import add_client_commands  # noqa: PLC0415
+
+    add_client_commands(commands)
+
+    bench = commands.add_parser(
+        "bench", help="Run the benchmarks (JSON + PNG + SUMMARY.md in bench/results)."
+    )
+    from bench.__main__ import add_arguments as add_bench_arguments  # noqa: PLC0415
+
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=_bench)
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bench.__main__ import run as run_benchmarks  # noqa: PLC0415
+
+    return run_benchmarks(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,6 +47,10 @@ class DeploymentSettings(_Strict):
     health_check_period_s: float | None = Field(
         default=None, gt=0, description="Replica health-check period."
     )
+    backpressure_config: dict[str, Any] | None = Field(
+        default=None,
+        description="Serve's HTTP answer when max_queued_requests is full: {'status_code': 503, 'retry_after_s': 5}.",
+    )
 
     def serve_options(self, default_actor_options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options``; None fields are left to Serve."""
@@ -59,6 +63,7 @@ class DeploymentSettings(_Strict):
             "max_queued_requests",
             "autoscaling_config",
             "health_check_period_s",
+            "backpressure_config",
         ):
             value = getattr(self, name)
             if value is not None:
@@ -138,12 +143,19 @@ class AppArgs(_Strict):
         default_factory=dict, description="Per-role model source/options overrides (also fault injection)."
     )
     score_weights: dict[str, float] | None = Field(
-        default=None, description="Weights of the four scorers in the overall score; None: equal."
+        default=None,
+        description="Weights of the four scorers in the overall score; None: the defaults (.50/.25/.15/.10). A mapping replaces them: a scorer it leaves out weighs 0.",
     )
     enhancer: EnhancerConfig = Field(default_factory=EnhancerConfig, description="Enhancer/planner settings.")
     max_concurrent_generations: int = Field(
         default=4, ge=1, description="Generations a Director replica runs at once; the rest wait queued."
     )
+    max_queued_generations: int | None = Field(
+        default=None,
+        ge=1,
+        description="Unfinished (queued + running) generations above which POST /api/generate answers 503.",
+    )
+    retry_after_s: int = Field(default=10, ge=1, description="Retry-After seconds of the app's 503 answers.")
     recover_interval_s: float | None = Field(
         default=300.0,
         gt=0,

@@ -322,6 +322,16 @@ class Database:
             ).all()
             return [_snapshot(row) for row in rows]
 
+    def count_unfinished(self) -> int:
+        """How many generations are queued or running (admission control)."""
+        with self._sessions() as session:
+            total = session.scalar(
+                select(func.count())
+                .select_from(Generation)
+                .where(Generation.status.in_(("queued", "running")))
+            )
+            return int(total or 0)
+
     def list_finished_before(self, cutoff: datetime) -> list[GenerationRecord]:
         """Finished generations created before ``cutoff`` (retention)."""
         with self._sessions() as session:

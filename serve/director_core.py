@@ -29,7 +29,10 @@ from generator.core import GenerationRequest, GenerationResult
 from scorers.aggregate import NoScoresError, aggregate
 from scorers.base import ScoreResult
 from scorers.registry import SCORER_NAMES
+from serve import metrics
 from serve.db import Database, GenerationRecord, utcnow
+from serve.events import EventRecorder, EventStore
+from serve.logging_setup import generation_context
 from serve.schemas import FINISHED_STATUSES, GenerateRequest
 from serve.storage import Storage
 
@@ -152,9 +155,11 @@ class DirectorCore:
         settings: DirectorSettings | None = None,
         *,
         owner: str | None = None,
+        events: EventStore | None = None,
     ) -> None:
         self.owner = owner or f"director-{uuid.uuid4().hex[:12]}"
         self.db = db
+        self.events = events
         self.storage = storage
         self.ports = ports
         self.settings = settings or DirectorSettings()
@@ -171,8 +176,13 @@ class DirectorCore:
             return False
         task = asyncio.get_running_loop().create_task(self.run(generation_id), name=f"gen-{generation_id}")
         self._tasks[generation_id] = task
-        task.add_done_callback(lambda _t, gid=generation_id: self._tasks.pop(gid, None))
+        task.add_done_callback(self._forget)
+        metrics.set_queue_depth("director", len(self.running()))
         return True
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task.get_name().removeprefix("gen-"), None)
+        metrics.set_queue_depth("director", len(self.running()))  # queued + running here
 
     def running(self) -> list[str]:
         """Ids of generations with a live task here."""
@@ -199,6 +209,7 @@ class DirectorCore:
         await self._db(
             self.db.update, generation_id, status="cancelled", stage="cancelled", finished_at=utcnow()
         )
+        await EventRecorder(self.events, generation_id, record).observe(status="cancelled", stage="cancelled")
         return True
 
     async def recover(self) -> list[str]:
@@ -241,6 +252,11 @@ class DirectorCore:
 
     async def run(self, generation_id: str) -> None:
         """Run (or resume) one generation to a finished status; never raises model failures."""
+        # Every record logged by this task (and by tasks it starts) carries the generation id.
+        with generation_context(generation_id):
+            await self._run(generation_id)
+
+    async def _run(self, generation_id: str) -> None:
         log = _GenerationLog(logger, {"generation_id": generation_id})
         async with self._slots:
             stale_before = utcnow() - timedelta(seconds=self.settings.lease_timeout_s)
@@ -251,20 +267,24 @@ class DirectorCore:
             run = _Run(self, record, log)
             try:
                 await run.execute()
+                metrics.observe_generation("completed", run.timings, run.scores)
             except asyncio.CancelledError:
                 if self._shutting_down:
                     log.info("stopped by shutdown; a recovery pass resumes it")
                     raise
                 log.info("cancelled")
+                metrics.record_generation("cancelled")
                 await self._db(
                     self.db.update, generation_id, status="cancelled", stage="cancelled", finished_at=utcnow()
                 )
+                await run.events.observe(status="cancelled", stage="cancelled")
                 raise
             except CancelledElsewhere:
                 log.info("cancelled (through another replica)")
                 await self._db(self.db.update, generation_id, stage="cancelled", finished_at=utcnow())
             except Exception as exc:
                 log.exception("failed")
+                metrics.observe_generation("failed", run.timings, run.scores)
                 await self._db(
                     self.db.update,
                     generation_id,
@@ -274,6 +294,12 @@ class DirectorCore:
                     warnings=run.warnings,
                     timings=run.timings,
                     finished_at=utcnow(),
+                )
+                await run.events.observe(
+                    status="failed",
+                    stage="failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    warnings=run.warnings,
                 )
 
 
@@ -287,6 +313,8 @@ class _Run:
         self.ports = core.ports
         self.settings = core.settings
         self.record = record
+        # Given the record, a resumed run does not re-announce what was already reported.
+        self.events = EventRecorder(core.events, record.id, record)
         self.log = log
         self.id = record.id
         self.request = GenerateRequest.model_validate(record.request)
@@ -313,6 +341,7 @@ class _Run:
         )
         if record.status != fields.get("status", "running"):
             raise CancelledElsewhere(self.id)
+        await self.events.observe(warnings=self.warnings, **fields)
 
     async def store(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(func, *args)
@@ -494,6 +523,7 @@ class _Run:
         files = dict(outcome.trace_files) or _minimal_trace(outcome)
         for name, text in files.items():
             await self.store(self.storage.write_trace_file, self.id, n, name, text)
+        await self.events.enhancement(n, files)
         return outcome, seconds
 
     async def score(
@@ -607,9 +637,13 @@ def choose_seed(seed: int | None) -> int:
 
 def purge_finished_before(db: Database, storage: Storage, cutoff: datetime) -> list[str]:
     """Delete finished generations created before ``cutoff``: files first, then the row."""
+    from serve.events import SqlEventStore  # noqa: PLC0415
+
+    events = SqlEventStore(db.engine)
     removed = []
     for record in db.list_finished_before(cutoff):
         storage.delete_generation(record.id)
+        events.delete(record.id)
         db.delete(record.id)
         removed.append(record.id)
     if removed:

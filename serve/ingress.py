@@ -25,8 +25,10 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from ray import serve
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
+from serve import metrics
 from serve.auth import AuthError, user_from_authorization
 from serve.config import AppArgs
 from serve.db import Database, GenerationNotFound, GenerationRecord
@@ -43,6 +45,7 @@ from serve.schemas import (
     range_message,
 )
 from serve.storage import Storage
+from serve.ui_routes import install_ui
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,15 @@ class HandleDirectorClient:
         return bool(await self.handle.cancel.remote(generation_id))
 
 
+class Overloaded(RuntimeError):
+    """The service is at capacity; the client should retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int, reason: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.reason = reason
+
+
 class IngressService:
     """Everything behind the routes and the handle methods."""
 
@@ -78,6 +90,7 @@ class IngressService:
         self.director = director
         self.db = db or Database(args.resolved_database_url())
         self.storage = Storage(args.resolved_output_dir())
+        self._admission = asyncio.Lock()
 
     # -- generations ---------------------------------------------------------------------------
 
@@ -87,14 +100,24 @@ class IngressService:
             request = GenerateRequest.model_validate(request)
         generation_id = uuid.uuid4().hex
         seed = choose_seed(request.seed)
-        await asyncio.to_thread(
-            self.db.create_generation,
-            generation_id=generation_id,
-            user=user,
-            request=request.model_dump(mode="json"),
-            seed=seed,
-            scenes_total=request.num_scenes,
-        )
+        # Check and insert under one lock, or a burst passes the check before any row exists
+        # (exact per replica; across Ingress replicas the queue may overshoot by replicas - 1).
+        async with self._admission:
+            limit = self.args.max_queued_generations
+            if limit is not None and await asyncio.to_thread(self.db.count_unfinished) >= limit:
+                raise Overloaded(
+                    f"{limit} generations are already queued or running; retry later",
+                    self.args.retry_after_s,
+                    "queue_full",
+                )
+            await asyncio.to_thread(
+                self.db.create_generation,
+                generation_id=generation_id,
+                user=user,
+                request=request.model_dump(mode="json"),
+                seed=seed,
+                scenes_total=request.num_scenes,
+            )
         logger.info(
             "[generation %s] queued for %s (advanced=%s)",
             generation_id,
@@ -245,6 +268,34 @@ def create_api(service: IngressService) -> FastAPI:
     )
     api.state.service = service
 
+    @api.middleware("http")
+    async def _count_requests(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")  # the template, e.g. /api/status/{generation_id}
+        path = getattr(route, "path", "unmatched")
+        metrics.record_request(path, request.method, response.status_code, time.perf_counter() - started)
+        return response
+
+    def _overloaded(message: str, retry_after_s: float, reason: str) -> JSONResponse:
+        metrics.record_rejection(reason)
+        seconds = max(1, int(-(-retry_after_s // 1)))  # whole seconds, rounded up
+        return JSONResponse(
+            status_code=503,
+            content={"detail": message, "error": "overloaded", "retry_after_s": seconds},
+            headers={"Retry-After": str(seconds)},
+        )
+
+    @api.exception_handler(Overloaded)
+    async def _on_overloaded(_request: Request, exc: Overloaded) -> JSONResponse:
+        return _overloaded(str(exc), exc.retry_after_s, exc.reason)
+
+    @api.exception_handler(BackPressureError)
+    async def _on_backpressure(_request: Request, exc: BackPressureError) -> JSONResponse:
+        # A downstream deployment's queue is full (a handle call was refused): same answer.
+        retry = exc.retry_after_s if exc.retry_after_s is not None else service.args.retry_after_s
+        return _overloaded(f"service busy ({exc.message}); retry later", retry, "deployment_backpressure")
+
     @api.exception_handler(RequestValidationError)
     async def _on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _validation_errors(exc)})
@@ -324,6 +375,8 @@ def create_api(service: IngressService) -> FastAPI:
         """Liveness (no auth)."""
         return Health(status="ok", app=service.args.app_name, profile=service.args.profile)
 
+    # The gallery (/ui), live events (SSE), per-scene traces and storyboard exports.
+    install_ui(api, service)
     return api
 
 

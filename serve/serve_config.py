@@ -54,7 +54,12 @@ SERVE_PROFILES: dict[str, dict[str, Any]] = {
                 "ray_actor_options": {"num_gpus": 0.125, "num_cpus": 0.25},
                 "max_queued_requests": 128,
             },
-            "ingress": {"max_ongoing_requests": 64, "max_queued_requests": 128},
+            "ingress": {
+                "max_ongoing_requests": 64,
+                "max_queued_requests": 128,
+                # Serve's own proxy 503s (ingress queue full) carry Retry-After too
+                "backpressure_config": {"status_code": 503, "retry_after_s": 5},
+            },
             # bounded queues everywhere: an overloaded app answers 503 instead of queueing forever
             "director": {"max_queued_requests": 256},
             "enhancer_deployment": {"max_queued_requests": 128},
@@ -85,6 +90,7 @@ SERVE_PROFILES: dict[str, dict[str, Any]] = {
             "max_concurrent_generations": 32,
             "ingress": {
                 "num_replicas": "auto",
+                "backpressure_config": {"status_code": 503, "retry_after_s": 5},
                 "autoscaling_config": {
                     "min_replicas": 2,
                     "initial_replicas": 2,

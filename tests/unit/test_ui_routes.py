@@ -20,9 +20,8 @@ from scenechain import Client
 from scenechain.exports import mp4_duration_s
 from serve.auth import mint_token
 from serve.config import AppArgs
-from serve.events import EventRecorder, MemoryEventStore, event_from_sse, parse_sse
+from serve.events import EventRecorder, SqlEventStore, event_from_sse, parse_sse
 from serve.ingress import IngressService, create_api
-from serve.ui_routes import install_ui
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -43,9 +42,9 @@ class IdleDirector:
 def app(tmp_path: Path) -> Any:
     args = AppArgs(output_dir=str(tmp_path / "out"))
     service = IngressService(args, IdleDirector())
-    store = MemoryEventStore()
+    # The ingress installs the UI routes itself, on the events table of the app's own database.
+    store = SqlEventStore(service.db.engine)
     api = create_api(service)
-    install_ui(api, service, event_store=store)
     with TestClient(api) as client:
         yield client, service, store
     service.db.close()
@@ -62,7 +61,7 @@ def submit(client: TestClient) -> str:
     return answer.json()["id"]
 
 
-def finish(service: IngressService, store: MemoryEventStore, gid: str, scenes: int = 2) -> None:
+def finish(service: IngressService, store: SqlEventStore, gid: str, scenes: int = 2) -> None:
     """What a Director leaves behind: images, trace files, the completed row, the event log."""
     import asyncio
 

@@ -84,50 +84,50 @@ def _forged_names_of(spec: ModelSpec) -> list[str]:
     return names
 
 
+# The tiny vision models (forged offline), shared by the tiny profiles.
+_TINY_VISION_MODELS: dict[str, Any] = {
+    "diffusion": {"source": "forge:tiny-sd"},
+    "pickscore": {
+        "source": "forge:tiny-pickscore",
+        # the forged CLIP's logit scale is 1/0.07 = 14.29: map cos -1..1 onto 0..100
+        "options": {
+            "processor": "forge:tiny-pickscore",
+            "calibration_low": -14.29,
+            "calibration_high": 14.29,
+        },
+    },
+    "clipscore": {"source": "forge:tiny-openclip", "options": {"arch": "local-dir"}},
+    "vqa": {"source": "forge:tiny-vqa"},
+    "aesthetic": {"source": "forge:tiny-aesthetic", "options": {"clip": "forge:tiny-openclip"}},
+}
+_TINY_GENERATION: dict[str, Any] = {
+    "steps": 2,
+    "guidance_scale": 1.0,
+    "width": 64,
+    "height": 64,
+    "strength": 0.6,
+}
+
 _PROFILE_DATA: dict[str, dict[str, Any]] = {
     "tiny": {
         "description": "Tiny seeded models forged offline; CPU; tests and local dev.",
         "device": "cpu",
         "dtype": "float32",
         "models": {
-            "diffusion": {"source": "forge:tiny-sd"},
-            "pickscore": {
-                "source": "forge:tiny-pickscore",
-                # the forged CLIP's logit scale is 1/0.07 = 14.29: map cos -1..1 onto 0..100
-                "options": {
-                    "processor": "forge:tiny-pickscore",
-                    "calibration_low": -14.29,
-                    "calibration_high": 14.29,
-                },
-            },
-            "clipscore": {"source": "forge:tiny-openclip", "options": {"arch": "local-dir"}},
-            "vqa": {"source": "forge:tiny-vqa"},
-            "aesthetic": {"source": "forge:tiny-aesthetic", "options": {"clip": "forge:tiny-openclip"}},
+            **_TINY_VISION_MODELS,
             "llm": {"source": "forge:tiny-llm", "options": {"backend": "transformers"}},
         },
-        "generation": {"steps": 2, "guidance_scale": 1.0, "width": 64, "height": 64, "strength": 0.6},
+        "generation": _TINY_GENERATION,
     },
     "tiny-smollm": {
         "description": "Tiny forged vision models with the real SmolLM2-135M-Instruct (from PyPI) as LLM.",
         "device": "cpu",
         "dtype": "float32",
         "models": {
-            "diffusion": {"source": "forge:tiny-sd"},
-            "pickscore": {
-                "source": "forge:tiny-pickscore",
-                # the forged CLIP's logit scale is 1/0.07 = 14.29: map cos -1..1 onto 0..100
-                "options": {
-                    "processor": "forge:tiny-pickscore",
-                    "calibration_low": -14.29,
-                    "calibration_high": 14.29,
-                },
-            },
-            "clipscore": {"source": "forge:tiny-openclip", "options": {"arch": "local-dir"}},
-            "vqa": {"source": "forge:tiny-vqa"},
-            "aesthetic": {"source": "forge:tiny-aesthetic", "options": {"clip": "forge:tiny-openclip"}},
+            **_TINY_VISION_MODELS,
             "llm": {"source": "forge:smollm2-135m-instruct", "options": {"backend": "transformers"}},
         },
-        "generation": {"steps": 2, "guidance_scale": 1.0, "width": 64, "height": 64, "strength": 0.6},
+        "generation": _TINY_GENERATION,
     },
     "production": {
         "description": "Real checkpoints by hub id; GPU cluster.",

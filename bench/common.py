@@ -135,5 +135,5 @@ def write_summary(results: list[BenchResult], out_dir: Path = DEFAULT_RESULTS_DI
         "",
     ]
     path = out_dir / "SUMMARY.md"
-    path.write_text("\n".join(header) + summary_table(results) + "\n")
+    path.write_text("\n".join(header) + "\n" + summary_table(results) + "\n")
     return path

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -61,6 +62,10 @@ class Generation(Base):
     """One storyboard generation: request, status, plan, per-scene results, scores, warnings."""
 
     __tablename__ = "generations"
+    # A client's Idempotency-Key names at most one generation per user.
+    __table_args__ = (
+        UniqueConstraint("user_name", "idempotency_key", name="uq_generations_user_idempotency"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_name: Mapped[str] = mapped_column(ForeignKey("users.name"), index=True)
@@ -83,6 +88,7 @@ class Generation(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The Director replica running it; its lease is live while updated_at is recent (heartbeats).
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class GenerationRecord(BaseModel):
@@ -110,6 +116,7 @@ class GenerationRecord(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     owner: str | None = None
+    idempotency_key: str | None = None
 
 
 class GenerationNotFound(LookupError):
@@ -205,7 +212,14 @@ class Database:
                 session.add(User(name=name))
 
     def create_generation(
-        self, *, generation_id: str, user: str, request: dict[str, Any], seed: int, scenes_total: int
+        self,
+        *,
+        generation_id: str,
+        user: str,
+        request: dict[str, Any],
+        seed: int,
+        scenes_total: int,
+        idempotency_key: str | None = None,
     ) -> GenerationRecord:
         """Insert a queued generation (creating the user if new)."""
         self.ensure_user(user)
@@ -230,10 +244,19 @@ class Database:
                 timings={},
                 created_at=now,
                 updated_at=now,
+                idempotency_key=idempotency_key,
             )
             session.add(row)
             session.flush()
             return _snapshot(row)
+
+    def find_by_idempotency_key(self, user: str, key: str) -> GenerationRecord | None:
+        """The user's generation created with this Idempotency-Key, if any."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(Generation).where(Generation.user_name == user, Generation.idempotency_key == key)
+            )
+            return _snapshot(row) if row is not None else None
 
     def get(self, generation_id: str, *, user: str | None = None) -> GenerationRecord:
         """The generation; with ``user``, only when it is theirs (else GenerationNotFound)."""

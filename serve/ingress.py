@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from typing import Annotated, Any, Protocol
@@ -82,6 +83,13 @@ class Overloaded(RuntimeError):
         self.reason = reason
 
 
+class IdempotencyConflict(ValueError):
+    """An Idempotency-Key reused with a different request body (HTTP 409)."""
+
+
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
 class IngressService:
     """Everything behind the routes and the handle methods."""
 
@@ -94,15 +102,34 @@ class IngressService:
 
     # -- generations ---------------------------------------------------------------------------
 
-    async def submit(self, request: GenerateRequest | dict[str, Any], user: str) -> GenerateAccepted:
-        """Record a queued generation and hand it to the Director; returns at once."""
+    async def submit(
+        self, request: GenerateRequest | dict[str, Any], user: str, idempotency_key: str | None = None
+    ) -> GenerateAccepted:
+        """Record a queued generation and hand it to the Director; returns at once.
+
+        With ``idempotency_key``, a retry of the same request returns the generation the first
+        attempt created (nothing new is queued); the same key with another body is a conflict.
+        """
         if not isinstance(request, GenerateRequest):
             request = GenerateRequest.model_validate(request)
+        if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+            raise ValueError("Idempotency-Key must be 1-128 printable ASCII characters without spaces")
         generation_id = uuid.uuid4().hex
         seed = choose_seed(request.seed)
         # Check and insert under one lock, or a burst passes the check before any row exists
         # (exact per replica; across Ingress replicas the queue may overshoot by replicas - 1).
         async with self._admission:
+            if idempotency_key is not None:
+                earlier = await asyncio.to_thread(self.db.find_by_idempotency_key, user, idempotency_key)
+                if earlier is not None:
+                    if earlier.request != request.model_dump(mode="json"):
+                        raise IdempotencyConflict(
+                            "Idempotency-Key was already used with a different request body; "
+                            "use a new key for a new request"
+                        )
+                    return GenerateAccepted(
+                        id=earlier.id, status=earlier.status, status_url=status_url(earlier.id)
+                    )
             limit = self.args.max_queued_generations
             if limit is not None and await asyncio.to_thread(self.db.count_unfinished) >= limit:
                 raise Overloaded(
@@ -117,6 +144,7 @@ class IngressService:
                 request=request.model_dump(mode="json"),
                 seed=seed,
                 scenes_total=request.num_scenes,
+                idempotency_key=idempotency_key,
             )
         logger.info(
             "[generation %s] queued for %s (advanced=%s)",
@@ -304,9 +332,24 @@ def create_api(service: IngressService) -> FastAPI:
         return HTTPException(404, detail=f"generation {generation_id} not found")
 
     @api.post("/api/generate", status_code=202, response_model=GenerateAccepted, tags=["generations"])
-    async def generate(body: GenerateRequest, user: User) -> GenerateAccepted:
+    async def generate(
+        body: GenerateRequest,
+        user: User,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                description="Retry-safe submission: the same key and body return the same generation.",
+            ),
+        ] = None,
+    ) -> GenerateAccepted:
         """Submit a generation; answers 202 at once with the id and where to poll."""
-        return await service.submit(body, user)
+        try:
+            return await service.submit(body, user, idempotency_key)
+        except IdempotencyConflict as exc:
+            raise HTTPException(409, detail=str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(422, detail=str(exc)) from exc
 
     @api.get("/api/status/{generation_id}", response_model=GenerationStatus, tags=["generations"])
     async def status(generation_id: GenerationId, user: User) -> GenerationStatus:

@@ -38,13 +38,10 @@ class LLMDeployment:
 
     def _seeded_client(self, seed: int | None) -> Any:
         """A client that samples with ``seed`` (sharing the loaded transformers model)."""
-        base = self.client
-        if seed is None or not isinstance(base, TransformersChatClient):
-            return base
-        client = TransformersChatClient(base.model_dir, device=base.device, seed=seed, dtype=base.dtype)
-        # One loaded model, many seeded views; the lock keeps generation single-threaded.
-        client._model, client._tokenizer, client._lock = base._model, base._tokenizer, base._lock
-        return client
+        if seed is None or not hasattr(self.client, "with_seed"):
+            return self.client
+        # One loaded model, many seeded views; the shared lock keeps generation single-threaded.
+        return self.client.with_seed(seed)
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """An OpenAI chat-completion response dict (or an error dict) for an OpenAI request dict."""

@@ -230,27 +230,33 @@ def render_shape(colour: str, shape: str, background: str, rng: random.Random, s
 # ---- tiny-pickscore ------------------------------------------------------------------------------
 
 
+def _save_clip_processor(
+    out_dir: Path, num_merges: int | None, image_size: int, model_max_length: int = 77
+) -> Any:
+    """Write a ``CLIPProcessor`` dir (real CLIP BPE + CLIP image normalisation); returns the tokenizer."""
+    from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTokenizer  # noqa: PLC0415
+
+    save_clip_tokenizer(out_dir, num_merges=num_merges, model_max_length=model_max_length)
+    tokenizer = CLIPTokenizer.from_pretrained(str(out_dir))
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        image_mean=list(CLIP_MEAN),
+        image_std=list(CLIP_STD),
+    )
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(out_dir))
+    return tokenizer
+
+
 def _forge_hf_clip(out_dir: Path, seed: int, config: dict[str, Any]) -> dict[str, Any]:
     """A seeded random transformers CLIPModel + CLIPProcessor (PickScore_v1's on-disk format)."""
     import torch  # noqa: PLC0415
     from transformers import (  # noqa: PLC0415
         CLIPConfig,
-        CLIPImageProcessor,
         CLIPModel,
-        CLIPProcessor,
-        CLIPTokenizer,
     )
 
-    save_clip_tokenizer(out_dir, num_merges=config["tokenizer_merges"])
-    tokenizer = CLIPTokenizer.from_pretrained(str(out_dir))
-    size = config["vision"]["image_size"]
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": size},
-        crop_size={"height": size, "width": size},
-        image_mean=list(CLIP_MEAN),
-        image_std=list(CLIP_STD),
-    )
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(out_dir))
+    tokenizer = _save_clip_processor(out_dir, config["tokenizer_merges"], config["vision"]["image_size"])
     clip_config = CLIPConfig(
         text_config={
             **config["text"],
@@ -426,20 +432,11 @@ def open_clip_to_transformers(model_cfg: dict[str, Any], state: dict[str, Any], 
 
 def _save_transformers_copy(out_dir: Path, config: dict[str, Any], model: Any) -> None:
     """The same CLIP as a transformers ``CLIPModel`` + ``CLIPProcessor`` dir (full CLIP BPE)."""
-    from transformers import CLIPImageProcessor, CLIPProcessor, CLIPTokenizer  # noqa: PLC0415
 
     out_dir.mkdir()
     context_length = config["model_cfg"]["text_cfg"]["context_length"]
-    save_clip_tokenizer(out_dir, num_merges=None, model_max_length=context_length)
-    tokenizer = CLIPTokenizer.from_pretrained(str(out_dir))
-    size = config["model_cfg"]["vision_cfg"]["image_size"]
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": size},
-        crop_size={"height": size, "width": size},
-        image_mean=list(CLIP_MEAN),
-        image_std=list(CLIP_STD),
-    )
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(out_dir))
+    image_size = config["model_cfg"]["vision_cfg"]["image_size"]
+    tokenizer = _save_clip_processor(out_dir, None, image_size, model_max_length=context_length)
     hf_model = open_clip_to_transformers(config["model_cfg"], model.state_dict(), tokenizer.eos_token_id)
     hf_model.save_pretrained(str(out_dir), safe_serialization=True)
 

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
+from test_serve_fakes import RecordingDirector
 
 from serve.auth import mint_token
 from serve.config import AppArgs, JwtSettings
@@ -22,20 +23,12 @@ SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 BODY = {"prompt": "A 30-second ad for a solar bike light", "num_scenes": 1}
 
 
-class _NoDirector:
-    async def submit(self, generation_id: str) -> None:
-        return None
-
-    async def cancel(self, generation_id: str) -> bool:
-        return True
-
-
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     args = AppArgs(
         output_dir=str(tmp_path / "out"), jwt=JwtSettings(secret=SECRET, audience="scenechain-api")
     )
-    service = IngressService(args, _NoDirector())
+    service = IngressService(args, RecordingDirector())
     with TestClient(create_api(service)) as test_client:
         yield test_client
     service.db.close()

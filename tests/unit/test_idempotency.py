@@ -7,23 +7,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from test_serve_fakes import RecordingDirector
 
 from serve.auth import mint_token
 from serve.config import AppArgs
 from serve.ingress import IngressService, create_api
 
 BODY = {"prompt": "A 30-second ad for a solar bike light", "num_scenes": 2, "seed": 3}
-
-
-class RecordingDirector:
-    def __init__(self) -> None:
-        self.submitted: list[str] = []
-
-    async def submit(self, generation_id: str) -> None:
-        self.submitted.append(generation_id)
-
-    async def cancel(self, generation_id: str) -> bool:
-        return True
 
 
 @pytest.fixture

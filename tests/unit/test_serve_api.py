@@ -6,28 +6,17 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_serve_fakes import fake_png
+from test_serve_fakes import RecordingDirector, fake_png
 
 from serve.auth import mint_token
 from serve.config import AppArgs
 from serve.ingress import IngressService, create_api
 
 
-class FakeDirector:
-    def __init__(self) -> None:
-        self.submitted: list[str] = []
-
-    async def submit(self, generation_id: str) -> None:
-        self.submitted.append(generation_id)
-
-    async def cancel(self, generation_id: str) -> bool:
-        return True
-
-
 @pytest.fixture
-def api(tmp_path: Path) -> tuple[TestClient, IngressService, FakeDirector]:
+def api(tmp_path: Path) -> tuple[TestClient, IngressService, RecordingDirector]:
     args = AppArgs(output_dir=str(tmp_path / "out"))
-    director = FakeDirector()
+    director = RecordingDirector()
     service = IngressService(args, director)
     with TestClient(create_api(service)) as client:
         yield client, service, director

@@ -106,3 +106,16 @@ class FakePorts:
         values = self.scores.get(scorer) or [float(10 * (k + 1)) for k in range(len(images))]
         values = values[: len(images)]
         return ScoreResult(scorer=scorer, raw=values, normalized=values, seconds=0.0)
+
+
+class RecordingDirector:
+    """The ingress's view of the Director: records submissions, cancels nothing real."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    async def submit(self, generation_id: str) -> None:
+        self.submitted.append(generation_id)
+
+    async def cancel(self, generation_id: str) -> bool:
+        return True

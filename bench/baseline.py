@@ -18,7 +18,8 @@ from PIL import Image
 from agents.enhancer import EnhancerSettings, enhance_prompt
 from agents.llm_client import build_chat_client
 from agents.planner import plan_storyboard
-from generator import DiffusionGenerator, GenerationRequest
+from bench.common import load_generator
+from generator import GenerationRequest
 from scorers.aggregate import aggregate
 from scorers.base import ScoreResult
 from scorers.registry import SCORER_NAMES, build_scorer
@@ -40,13 +41,7 @@ class NaivePipeline:
     def __init__(self, profile_name: str = "tiny", model_dir: Path | None = None) -> None:
         profile = get_profile(profile_name)
         device = "cuda" if profile.device == "cuda" else "cpu"
-        self.generator = DiffusionGenerator(
-            profile.model("diffusion"),
-            profile.generation,
-            device=profile.device,
-            dtype=profile.dtype,
-            model_dir=model_dir,
-        )
+        self.generator = load_generator(profile_name, model_dir)
         # Scorer names double as profile roles.
         self.scorers = {
             name: build_scorer(

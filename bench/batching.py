@@ -6,8 +6,8 @@ import io
 import logging
 from pathlib import Path
 
-from bench.common import BenchResult, machine_info, median, time_calls
-from generator import DiffusionGenerator, GenerationRequest
+from bench.common import BenchResult, load_generator, machine_info, median, time_calls
+from generator import GenerationRequest
 from weights.profiles import get_profile
 
 logger = logging.getLogger(__name__)
@@ -20,14 +20,7 @@ def bench_generator_batching(
     profile_name: str = "tiny", variations: int = 4, repeats: int = 5, model_dir: Path | None = None
 ) -> BenchResult:
     """One pipeline call for N seeds vs N one-seed calls, same seeds and settings."""
-    profile = get_profile(profile_name)
-    generator = DiffusionGenerator(
-        profile.model("diffusion"),
-        profile.generation,
-        device=profile.device,
-        dtype=profile.dtype,
-        model_dir=model_dir,
-    )
+    generator = load_generator(profile_name, model_dir)
     seeds = list(range(variations))
     batched = time_calls(lambda: generator.generate(GenerationRequest(prompt=PROMPT, seeds=seeds)), repeats)
     sequential = time_calls(
@@ -74,13 +67,7 @@ def bench_scorer_batching(
         build_scorer(name, profile.model(name), device=device, dtype=profile.dtype, model_dir=model_dir)
         for name in SCORER_NAMES
     ]
-    generator = DiffusionGenerator(
-        profile.model("diffusion"),
-        profile.generation,
-        device=profile.device,
-        dtype=profile.dtype,
-        model_dir=model_dir,
-    )
+    generator = load_generator(profile_name, model_dir)
     result = generator.generate(GenerationRequest(prompt=PROMPT, seeds=list(range(images))))
     pictures = [Image.open(io.BytesIO(image.png)).convert("RGB") for image in result.images]
     batched = time_calls(lambda: [scorer.score(PROMPT, pictures) for scorer in scorers], repeats)

@@ -59,6 +59,21 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def load_generator(profile_name: str, model_dir: Path | None = None) -> Any:
+    """The profile's diffusion core, as every benchmark loads it."""
+    from generator import DiffusionGenerator  # noqa: PLC0415
+    from weights.profiles import get_profile  # noqa: PLC0415
+
+    profile = get_profile(profile_name)
+    return DiffusionGenerator(
+        profile.model("diffusion"),
+        profile.generation,
+        device=profile.device,
+        dtype=profile.dtype,
+        model_dir=model_dir,
+    )
+
+
 def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
     """Wall seconds of ``repeats`` calls after ``warmup`` untimed ones."""
     for _ in range(warmup):

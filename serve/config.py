@@ -123,6 +123,75 @@ class RetentionSettings(_Strict):
     sweep_interval_s: float = Field(default=3600.0, gt=0, description="How often the Director sweeps.")
 
 
+class RetryPolicy(_Strict):
+    """Retry of transient storage/DB errors: exponential backoff with jitter (docs/reliability.md).
+
+    Retry k (1-based) waits ``min(max_delay_s, base_delay_s * 2**(k-1))``, less a random fraction
+    up to ``jitter`` of it (so replicas that failed together do not retry together). Keep the total
+    (about ``max_delay_s * attempts`` at worst) well under ``lease_timeout_s``.
+    """
+
+    attempts: int = Field(default=6, ge=1, le=100, description="Tries in all, the first one included.")
+    base_delay_s: float = Field(
+        default=0.5, ge=0, description="Wait before the first retry; doubles each retry."
+    )
+    max_delay_s: float = Field(default=8.0, ge=0, description="Longest wait between two tries.")
+    jitter: float = Field(
+        default=0.5, ge=0, le=1, description="Fraction of each wait drawn at random (0: fixed waits)."
+    )
+
+    def delay_s(self, retry: int, draw: float) -> float:
+        """The wait before retry ``retry`` (1-based); ``draw`` is a uniform random number in [0, 1)."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
+        return delay * (1.0 - self.jitter * draw)
+
+
+class FaultSettings(_Strict):
+    """Fault injection into the Director's storage and DB calls (serve/faults.py); all off by default.
+
+    The faults hit the real retry code path: the wrappers raise the errors a real outage raises.
+    Model faults are injected through ``model_overrides`` options instead.
+    """
+
+    storage_write_failures: int = Field(
+        default=0,
+        ge=0,
+        description="This many of the Director's storage writes in a row raise OSError('injected storage write failure').",
+    )
+    storage_write_failures_after: int = Field(
+        default=0, ge=0, description="Storage writes that succeed before the injected failures start."
+    )
+    db_unavailable_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Length of an injected DB outage: every Director DB call raises OperationalError meanwhile.",
+    )
+    db_unavailable_after_updates: int = Field(
+        default=0,
+        ge=0,
+        description="Generation updates that succeed before the outage starts (it starts at the next update).",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """True when any fault is injected."""
+        return self.storage_write_failures > 0 or self.db_unavailable_s > 0
+
+
+class QuotaSettings(_Strict):
+    """Per-user limits on POST /api/generate (HTTP 429 + Retry-After); None switches a limit off."""
+
+    max_active_per_user: int | None = Field(
+        default=None, ge=1, description="Queued + running generations one user may have at once."
+    )
+    rate_limit_per_user: int | None = Field(
+        default=None, ge=1, description="Generations one user may submit per rate_window_s (sliding)."
+    )
+    rate_window_s: float = Field(
+        default=60.0, gt=0, description="Length in seconds of the sliding window of rate_limit_per_user."
+    )
+
+
 class AppArgs(_Strict):
     """Everything ``serve.app:build_app`` needs; every field has a default suited to local dev."""
 
@@ -155,7 +224,14 @@ class AppArgs(_Strict):
         ge=1,
         description="Unfinished (queued + running) generations above which POST /api/generate answers 503.",
     )
-    retry_after_s: int = Field(default=10, ge=1, description="Retry-After seconds of the app's 503 answers.")
+    retry_after_s: int = Field(
+        default=10,
+        ge=1,
+        description="Retry-After seconds of the app's 503 answers and of the per-user concurrency 429.",
+    )
+    quotas: QuotaSettings = Field(
+        default_factory=QuotaSettings, description="Per-user concurrency and rate limits (429 answers)."
+    )
     recover_interval_s: float | None = Field(
         default=300.0,
         gt=0,
@@ -167,9 +243,20 @@ class AppArgs(_Strict):
         description="A running generation whose Director replica is silent this long is resumed by another.",
     )
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="Retention/TTL.")
+    faults: FaultSettings = Field(
+        default_factory=FaultSettings, description="Fault injection for tests and drills; all off by default."
+    )
+    io_retry: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="Retry with backoff of the Director's storage writes and DB calls on transient errors.",
+    )
     generator_batch: BatchSettings = Field(default_factory=BatchSettings, description="Generator batching.")
     scorer_batch: BatchSettings = Field(
         default_factory=lambda: BatchSettings(max_batch_size=8), description="Scorer batching."
+    )
+    llm_batch: BatchSettings = Field(
+        default_factory=lambda: BatchSettings(max_batch_size=8, batch_wait_timeout_s=0.02),
+        description="LLM batching (transformers backend; vLLM batches in its engine).",
     )
     ingress: DeploymentSettings = Field(default_factory=DeploymentSettings, description="Ingress deployment.")
     director: DeploymentSettings = Field(
@@ -322,8 +409,11 @@ __all__ = [
     "BatchSettings",
     "DeploymentSettings",
     "EnhancerConfig",
+    "FaultSettings",
     "JwtSettings",
     "ModelOverride",
+    "QuotaSettings",
     "RetentionSettings",
+    "RetryPolicy",
     "load_app_args",
 ]

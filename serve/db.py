@@ -355,6 +355,27 @@ class Database:
             )
             return int(total or 0)
 
+    def count_unfinished_for_user(self, user: str) -> int:
+        """How many of ``user``'s generations are queued or running (per-user quota)."""
+        with self._sessions() as session:
+            total = session.scalar(
+                select(func.count())
+                .select_from(Generation)
+                .where(Generation.user_name == user, Generation.status.in_(("queued", "running")))
+            )
+            return int(total or 0)
+
+    def submitted_since(self, user: str, since: datetime) -> list[datetime]:
+        """Creation times (UTC, oldest first) of ``user``'s generations created at or after ``since``."""
+        with self._sessions() as session:
+            times = session.scalars(
+                select(Generation.created_at)
+                # UTC like every stored time (SQLite keeps the wall-clock digits only).
+                .where(Generation.user_name == user, Generation.created_at >= since.astimezone(UTC))
+                .order_by(Generation.created_at)
+            ).all()
+            return [value if value.tzinfo else value.replace(tzinfo=UTC) for value in times]
+
     def list_finished_before(self, cutoff: datetime) -> list[GenerationRecord]:
         """Finished generations created before ``cutoff`` (retention)."""
         with self._sessions() as session:

@@ -648,4 +648,5 @@ def parse_last_event_id(value: str | None) -> int:
     if value is None:
         return 0
     value = value.strip()
-    return int(value) if value.isdigit() else 0
+    # ASCII digits only ('²' is a digit to str.isdigit, not to int), and at most 18 of them.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else 0

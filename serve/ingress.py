@@ -23,17 +23,20 @@ import uuid
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve import metrics
 from serve.auth import AuthError, user_from_authorization
 from serve.config import AppArgs
-from serve.db import Database, GenerationNotFound, GenerationRecord
+from serve.db import Database, GenerationNotFound, GenerationRecord, utcnow
 from serve.director_core import choose_seed
+from serve.quotas import QuotaExceeded, check_quotas, window_start
 from serve.schemas import (
     FINISHED_STATUSES,
     GenerateAccepted,
@@ -42,7 +45,9 @@ from serve.schemas import (
     GenerationStatus,
     GenerationSummary,
     Health,
+    OverloadedBody,
     Progress,
+    QuotaExceededBody,
     range_message,
 )
 from serve.storage import Storage
@@ -51,6 +56,9 @@ from serve.ui_routes import install_ui
 logger = logging.getLogger(__name__)
 
 PNG = "image/png"
+# A valid generate body is at most ~75 KB even with every character JSON-escaped; refuse more unread.
+MAX_BODY_BYTES = 128 * 1024
+ID_RULE = "generation ids are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'"
 
 
 class DirectorClient(Protocol):
@@ -130,6 +138,8 @@ class IngressService:
                     return GenerateAccepted(
                         id=earlier.id, status=earlier.status, status_url=status_url(earlier.id)
                     )
+            # Per-user quotas (429) before the global queue (503): one user's burst is theirs to wait out.
+            await self._check_quotas(user)
             limit = self.args.max_queued_generations
             if limit is not None and await asyncio.to_thread(self.db.count_unfinished) >= limit:
                 raise Overloaded(
@@ -159,6 +169,29 @@ class IngressService:
             # Still queued in the DB: the Director's recovery pass picks it up.
             logger.exception("[generation %s] director unreachable; left queued", generation_id)
         return GenerateAccepted(id=generation_id, status="queued", status_url=status_url(generation_id))
+
+    async def _check_quotas(self, user: str) -> None:
+        """Raise ``QuotaExceeded`` when ``user`` is over a per-user limit (counted in the DB)."""
+        quotas = self.args.quotas
+        if quotas.max_active_per_user is None and quotas.rate_limit_per_user is None:
+            return
+        now = utcnow()
+        active = recent = None
+        if quotas.max_active_per_user is not None:
+            active = await asyncio.to_thread(self.db.count_unfinished_for_user, user)
+        if quotas.rate_limit_per_user is not None:
+            recent = await asyncio.to_thread(self.db.submitted_since, user, window_start(quotas, now))
+        try:
+            check_quotas(
+                quotas,
+                active=active or 0,
+                recent=recent or [],
+                now=now,
+                concurrent_retry_after_s=self.args.retry_after_s,
+            )
+        except QuotaExceeded as exc:
+            logger.info("submission of %s refused (%s quota): %s", user, exc.reason, exc)
+            raise
 
     async def status(self, generation_id: str, user: str) -> GenerationStatus:
         """The status document; GenerationNotFound for another user's or an unknown id."""
@@ -258,9 +291,19 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ())]
         field = loc[-1] if loc else ""
-        message = error.get("msg", "invalid value")
-        if error.get("type") == "extra_forbidden":
+        kind = error.get("type")
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if kind == "extra_forbidden":
             message = f"unknown field {field!r}; allowed fields: {sorted(GenerateRequest.model_fields)}"
+        elif kind == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "malformed")
+            message = f"request body is not valid JSON ({reason} at character {field}); send a JSON object"
+        elif loc == ["body"] and kind == "missing":
+            message = 'request body is missing; send a JSON object such as {"prompt": "..."}'
+        elif loc == ["body"] and kind in ("model_attributes_type", "dict_type"):
+            message = 'request body must be a JSON object such as {"prompt": "..."}'
+        elif kind == "string_unicode":
+            message = f"{field}: not valid Unicode (e.g. an unpaired surrogate escape); send UTF-8 text"
         elif loc and loc[0] == "body" and (allowed := range_message(GenerateRequest, field)):
             message = f"{field}: {message}; {allowed}"
         elif field:
@@ -284,7 +327,8 @@ GenerationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description
 SceneNumber = Annotated[int, Path(ge=1, le=64, description="1-based scene number.")]
 VariationNumber = Annotated[int, Path(ge=1, le=8, description="1-based variation number.")]
 PageLimit = Annotated[int, Query(ge=1, le=100, description="Page size.")]
-PageOffset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+# Bounded: SQLite/PostgreSQL OFFSET is a signed 64-bit integer (2**63 was a 500).
+PageOffset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Rows to skip.")]
 
 
 def create_api(service: IngressService) -> FastAPI:
@@ -295,11 +339,19 @@ def create_api(service: IngressService) -> FastAPI:
         version="0.1.0",
     )
     api.state.service = service
+    default_openapi = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = _document_one_message_422(default_openapi())
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
 
     @api.middleware("http")
     async def _count_requests(request: Request, call_next: Any) -> Any:
         started = time.perf_counter()
-        response = await call_next(request)
+        response = _too_large(request) or await call_next(request)
         route = request.scope.get("route")  # the template, e.g. /api/status/{generation_id}
         path = getattr(route, "path", "unmatched")
         metrics.record_request(path, request.method, response.status_code, time.perf_counter() - started)
@@ -318,11 +370,40 @@ def create_api(service: IngressService) -> FastAPI:
     async def _on_overloaded(_request: Request, exc: Overloaded) -> JSONResponse:
         return _overloaded(str(exc), exc.retry_after_s, exc.reason)
 
+    @api.exception_handler(QuotaExceeded)
+    async def _on_quota_exceeded(_request: Request, exc: QuotaExceeded) -> JSONResponse:
+        metrics.record_rejection(f"quota_{exc.reason}")
+        return JSONResponse(
+            status_code=429,
+            content={
+                "detail": str(exc),
+                "error": "quota_exceeded",
+                "reason": exc.reason,
+                "retry_after_s": exc.retry_after_s,
+            },
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+
     @api.exception_handler(BackPressureError)
     async def _on_backpressure(_request: Request, exc: BackPressureError) -> JSONResponse:
         # A downstream deployment's queue is full (a handle call was refused): same answer.
         retry = exc.retry_after_s if exc.retry_after_s is not None else service.args.retry_after_s
         return _overloaded(f"service busy ({exc.message}); retry later", retry, "deployment_backpressure")
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Starlette's stock details ("Not Found", ...) do not say what to fix; these do.
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            hint = f"; {ID_RULE}" if request.url.path.startswith("/api/") else ""
+            detail = f"no route matches {request.method} {request.url.path}{hint}; the routes are at /docs"
+            exc = StarletteHTTPException(404, detail=detail, headers=exc.headers)
+        elif exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            exc = StarletteHTTPException(
+                400,
+                detail="request body could not be parsed (invalid UTF-8 or JSON nested too deep); "
+                "send a flat JSON object encoded as UTF-8",
+            )
+        return await http_exception_handler(request, exc)
 
     @api.exception_handler(RequestValidationError)
     async def _on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -331,7 +412,16 @@ def create_api(service: IngressService) -> FastAPI:
     def not_found(generation_id: str) -> HTTPException:
         return HTTPException(404, detail=f"generation {generation_id} not found")
 
-    @api.post("/api/generate", status_code=202, response_model=GenerateAccepted, tags=["generations"])
+    @api.post(
+        "/api/generate",
+        status_code=202,
+        response_model=GenerateAccepted,
+        tags=["generations"],
+        responses={
+            429: {"model": QuotaExceededBody, "description": "A per-user quota; retry after Retry-After."},
+            503: {"model": OverloadedBody, "description": "The service is full; retry after Retry-After."},
+        },
+    )
     async def generate(
         body: GenerateRequest,
         user: User,
@@ -340,6 +430,7 @@ def create_api(service: IngressService) -> FastAPI:
             Header(
                 alias="Idempotency-Key",
                 description="Retry-safe submission: the same key and body return the same generation.",
+                json_schema_extra={"pattern": IDEMPOTENCY_KEY_RE.pattern},
             ),
         ] = None,
     ) -> GenerateAccepted:
@@ -423,6 +514,34 @@ def create_api(service: IngressService) -> FastAPI:
     return api
 
 
+def _document_one_message_422(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with a 422 ``detail`` that may also be one string (route-level checks answer so)."""
+    error = spec.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+    if error is not None:
+        listed = {key: value for key, value in error["properties"]["detail"].items() if key != "title"}
+        error["properties"]["detail"] = {
+            "anyOf": [listed, {"type": "string"}],
+            "title": "Detail",
+            "description": "The issues, each naming its field; or one message (e.g. a bad Idempotency-Key).",
+        }
+    return spec
+
+
+def _too_large(request: Request) -> JSONResponse | None:
+    """413 for a declared body over MAX_BODY_BYTES (refused before it is read), else None."""
+    declared = request.headers.get("content-length", "")
+    # The length check first: int() of a 5000-digit header would raise.
+    if declared.isascii() and declared.isdigit() and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
+        return JSONResponse(
+            status_code=413,
+            content={
+                "detail": f"request body is {declared[:12]}{'...' if len(declared) > 12 else ''} bytes; "
+                f"the limit is {MAX_BODY_BYTES} bytes (send only the documented JSON fields)"
+            },
+        )
+    return None
+
+
 # -- the deployment ------------------------------------------------------------------------------
 
 
@@ -438,7 +557,7 @@ class Ingress:
         return create_api(self.service)
 
     async def submit(self, request: GenerateRequest | dict[str, Any], user: str) -> GenerateAccepted:
-        """Handle: record and start a generation; returns at once."""
+        """Handle: record and start a generation; returns at once (QuotaExceeded, Overloaded when full)."""
         return await self.service.submit(request, user)
 
     async def status(self, generation_id: str, user: str) -> GenerationStatus:

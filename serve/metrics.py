@@ -62,7 +62,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "scenechain_rejected_requests",
             "counter",
-            "Requests refused with 503 (backpressure).",
+            "Requests refused with 503 (backpressure) or 429 (per-user quota).",
             ("reason",),
         ),
         MetricSpec(
@@ -74,6 +74,12 @@ METRICS: dict[str, MetricSpec] = {
         ),
         MetricSpec(
             "scenechain_queue_depth", "gauge", "Generations in a queue (waiting or running).", ("queue",)
+        ),
+        MetricSpec(
+            "scenechain_io_retries",
+            "counter",
+            "Storage/DB calls of the Director that failed transiently: retried, or exhausted.",
+            ("target", "outcome"),
         ),
         MetricSpec(
             "scenechain_generations", "counter", "Generations finished, by final status.", ("status",)
@@ -160,8 +166,13 @@ def record_request(route: str, method: str, code: int, seconds: float) -> None:
 
 
 def record_rejection(reason: str) -> None:
-    """One request refused with 503 (``reason``: e.g. 'queue_full', 'director_backpressure')."""
+    """One request refused: 503 ('queue_full', 'deployment_backpressure') or 429 ('quota_concurrent', 'quota_rate')."""
     _safely(_metric("scenechain_rejected_requests").inc, 1.0, tags={"reason": reason})
+
+
+def record_io_retry(target: str, outcome: str) -> None:
+    """A transient storage/DB failure (``target``): ``outcome`` 'retried' or 'exhausted'."""
+    _safely(_metric("scenechain_io_retries").inc, 1.0, tags={"target": target, "outcome": outcome})
 
 
 def observe_stage(stage: str, seconds: float) -> None:

@@ -6,22 +6,41 @@ handle's ``submit``/``generate``. Every field carries a one-line description (sh
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 GenerationStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
 Stage = Literal[
     "queued", "planning", "enhancing", "generating", "scoring", "completed", "failed", "cancelled"
 ]
+# Text fields are data for models and files: no NUL, C0/C1 controls or DEL (tab, LF, CR are fine),
+# and no lone surrogates (they cannot be stored as UTF-8).
+_FORBIDDEN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_text(value: str, field: str) -> str:
+    """``value`` unchanged, or ValueError naming the first forbidden character and its position."""
+    bad = _FORBIDDEN_TEXT.search(value)
+    if bad is None:
+        return value
+    char = bad.group()
+    where = f"U+{ord(char):04X} at position {bad.start()}"
+    if "\ud800" <= char <= "\udfff":
+        raise ValueError(f"{field} contains an unpaired surrogate {where}; send valid Unicode text")
+    raise ValueError(
+        f"{field} contains control character {where}; remove it "
+        "(tab, newline and carriage return are the only control characters allowed)"
+    )
 
 
 class GenerateRequest(BaseModel):
     """A storyboard generation request."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     prompt: str = Field(min_length=1, max_length=4000, description="The ad brief to storyboard.")
     use_advanced_image_generation: bool = Field(
@@ -43,6 +62,26 @@ class GenerateRequest(BaseModel):
     negative_prompt: str | None = Field(
         default=None, max_length=2000, description="What to keep out of images."
     )
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _printable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None else check_text(value, info.field_name or "text")
+
+    @field_validator(
+        "advanced_image_quality_threshold",
+        "advanced_image_num_variations",
+        "advanced_image_max_enhancement_iterations",
+        "num_scenes",
+        "seed",
+        mode="before",
+    )
+    @classmethod
+    def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
+        # Lax mode would read true as 1: a client bug we would rather report than run.
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, not {str(value).lower()}")
+        return value
 
 
 class GenerateAccepted(BaseModel):
@@ -174,6 +213,25 @@ class ErrorBody(BaseModel):
     """Error body of 4xx/5xx answers."""
 
     detail: Any = Field(description="What went wrong.")
+
+
+class QuotaExceededBody(BaseModel):
+    """HTTP 429: a per-user quota refused the submission (the Retry-After header says the same)."""
+
+    detail: str = Field(description="Which limit, its value, and when to retry.")
+    error: Literal["quota_exceeded"] = Field(description="Always 'quota_exceeded'.")
+    reason: Literal["concurrent", "rate"] = Field(
+        description="'concurrent': too many queued/running; 'rate': too many submitted in the window."
+    )
+    retry_after_s: int = Field(description="Seconds to wait before retrying (>= 1).")
+
+
+class OverloadedBody(BaseModel):
+    """HTTP 503: the service is at capacity for everyone (the Retry-After header says the same)."""
+
+    detail: str = Field(description="What is full, and when to retry.")
+    error: Literal["overloaded"] = Field(description="Always 'overloaded'.")
+    retry_after_s: int = Field(description="Seconds to wait before retrying (>= 1).")
 
 
 def range_message(model: type[BaseModel], field: str) -> str | None:

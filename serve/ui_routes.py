@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(html|js|css|png|svg|ico)$")
 _TEXT_SUFFIXES = (".txt", ".json")
+# An event seq: ASCII digits that fit a 64-bit column ("²".isdigit() is True; int() of it raises).
+_EVENT_SEQ = re.compile(r"^\s*[0-9]{1,18}\s*$")
 PNG = "image/png"
 MP4 = "video/mp4"
 
@@ -64,6 +66,11 @@ class SceneTrace(BaseModel):
     quality_scores: dict[str, Any] | None = Field(description="quality_scores.json, parsed.")
     variations: list[str] = Field(description="Variation image files (image_k.png).")
     files: dict[str, str] = Field(description="Every text/JSON trace file by name, verbatim.")
+
+
+def _event_seq(value: str | None) -> str | None:
+    """``value`` when it is a storable seq, else None (a bad Last-Event-ID replays from the start)."""
+    return value if value is not None and _EVENT_SEQ.match(value) else None
 
 
 def _static_file(name: str) -> Path:
@@ -157,7 +164,7 @@ def create_ui_router(service: Any, *, event_store: EventStore | None = None) -> 
             store,
             generation_id,
             snapshot,
-            after_seq=parse_last_event_id(last_event_id_header or last_event_id),
+            after_seq=parse_last_event_id(_event_seq(last_event_id_header or last_event_id)),
             max_duration_s=300.0,
         )
         return StreamingResponse(

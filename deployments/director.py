@@ -24,6 +24,7 @@ from serve.director_core import (
     retention_cutoff,
 )
 from serve.events import SqlEventStore
+from serve.faults import with_faults
 from serve.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -72,9 +73,11 @@ class DirectorDeployment:
     ) -> None:
         self.args = AppArgs.model_validate(args)
         db = Database(self.args.resolved_database_url())
+        # Injected storage/DB faults (AppArgs.faults; off by default) wrap the real ones.
+        faulty_db, storage = with_faults(db, Storage(self.args.resolved_output_dir()), self.args.faults)
         self.core = DirectorCore(
-            db,
-            Storage(self.args.resolved_output_dir()),
+            faulty_db,
+            storage,
             HandlePorts(enhancer, generator, scorers),
             DirectorSettings(
                 score_weights=self.args.score_weights,
@@ -82,6 +85,7 @@ class DirectorDeployment:
                 plan_timeout_s=self.args.enhancer.plan_timeout_s,
                 enhance_timeout_s=self.args.enhancer.enhance_timeout_s,
                 lease_timeout_s=self.args.lease_timeout_s,
+                io_retry=self.args.io_retry,
             ),
             events=SqlEventStore(db.engine),
         )

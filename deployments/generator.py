@@ -3,6 +3,8 @@
 Concurrent requests (several scenes or generations at once) are collected into one batch and
 handed to ``DiffusionGenerator.generate_many``, which merges compatible requests into one pipeline
 call. A failing batch is retried request by request so one bad request fails only itself.
+Running out of memory is handled in the core: it splits the pipeline call (down to one image per
+call) and raises ``GeneratorOutOfMemory`` only when a single image does not fit.
 """
 
 from __future__ import annotations

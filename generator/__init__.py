@@ -6,7 +6,9 @@ from generator.core import (
     GenerationRequest,
     GenerationResult,
     GeneratorError,
+    GeneratorOutOfMemory,
     InvalidGenerationRequest,
+    is_out_of_memory,
 )
 
 __all__ = [
@@ -15,5 +17,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "GeneratorError",
+    "GeneratorOutOfMemory",
     "InvalidGenerationRequest",
+    "is_out_of_memory",
 ]

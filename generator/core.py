@@ -4,6 +4,12 @@ No Ray here. ``DiffusionGenerator`` loads a text2img pipeline from a profile's m
 dir or a hub id) with diffusers' own loaders, derives the img2img pipeline from it with ``from_pipe``
 (the same component objects, no second copy in memory), and runs all N variations of a scene in
 ONE pipeline call with one ``torch.Generator`` per seed, so a variation depends only on its seed.
+
+Out of memory: a pipeline call that runs out of memory is split into calls of half as many images
+(down to one image per call); since each image has its own generator, the images are the same as
+unsplit ones (up to float rounding). Only when a single image does not fit does the request fail,
+with ``GeneratorOutOfMemory``. Injection for tests and drills: the option ``oom_above_images: n``
+makes every pipeline call of more than n images raise ``torch.OutOfMemoryError``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,22 @@ class InvalidGenerationRequest(ValueError):
 
 class GeneratorError(RuntimeError):
     """The model failed while generating (including injected faults)."""
+
+
+class GeneratorOutOfMemory(GeneratorError):
+    """Out of memory even with one image per pipeline call (lower the resolution or the variations)."""
+
+
+_OOM_MESSAGES = ("out of memory", "can't allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's ``OutOfMemoryError`` (CUDA and others), ``GeneratorOutOfMemory``, and errors
+    whose message says so (e.g. re-raised by Ray around the original, or CPU allocator failures)."""
+    if any(cls.__name__ in ("OutOfMemoryError", "GeneratorOutOfMemory") for cls in type(exc).__mro__):
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in _OOM_MESSAGES)
 
 
 class GenerationRequest(BaseModel):
@@ -69,8 +91,16 @@ class GenerationResult(BaseModel):
     strength: float | None = Field(description="img2img strength used (None for text2img).")
     width: int = Field(description="Width in pixels.")
     height: int = Field(description="Height in pixels.")
-    seconds: float = Field(description="Wall time of the pipeline call this request was part of.")
-    batch_size: int = Field(description="Images in that pipeline call (several requests may share one).")
+    seconds: float = Field(description="Wall time of the pipeline call(s) this request was part of.")
+    batch_size: int = Field(
+        description="Images in that pipeline call (several requests may share one); after an "
+        "out-of-memory split, in the largest of the calls."
+    )
+    pipeline_calls: int = Field(
+        default=1,
+        ge=1,
+        description="Pipeline calls that made these images: more than 1 after an out-of-memory split.",
+    )
 
 
 class _ResolvedRequest(BaseModel):
@@ -251,35 +281,15 @@ class DiffusionGenerator:
 
     # 2. one pipeline call for a group of compatible requests ------------------------------------
     def _run_group(self, group: list[_ResolvedRequest]) -> list[GenerationResult]:
-        import torch  # noqa: PLC0415
-
         first = group[0]
-        # 2a. flatten: one prompt, seed (and reference) per image
-        prompts = [item.prompt for item in group for _ in item.seeds]
-        seeds = [seed for item in group for seed in item.seeds]
-        generator_device = "cpu" if self.device == "cpu" else self.device
-        generators = [torch.Generator(generator_device).manual_seed(seed) for seed in seeds]
-        call_kwargs: dict[str, Any] = {
-            "prompt": prompts,
-            "num_inference_steps": first.steps,
-            "guidance_scale": first.guidance_scale,
-            "generator": generators,
-            "output_type": "pil",
-        }
-        if first.negative_prompt is not None:
-            call_kwargs["negative_prompt"] = [item.negative_prompt for item in group for _ in item.seeds]
-        # 2b. run the right pipeline
+        # 2a. flatten: one prompt, seed, negative prompt and reference per image
+        images_wanted = [(item, seed) for item in group for seed in item.seeds]
+        # 2b. run the right pipeline, in smaller calls if one call runs out of memory
         started = time.perf_counter()
-        with torch.inference_mode():
-            if first.reference is not None:
-                call_kwargs["image"] = [item.reference for item in group for _ in item.seeds]
-                call_kwargs["strength"] = first.strength
-                output = self.img2img(**call_kwargs)
-            else:
-                output = self.text2img(width=first.width, height=first.height, **call_kwargs)
+        pil_images, call_sizes = self._generate_split(first, images_wanted)
         seconds = time.perf_counter() - started
         # 2c. split the images back per request
-        images = iter(output.images)
+        images = iter(pil_images)
         results = []
         for item in group:
             generated = [GeneratedImage(seed=seed, png=encode_png(next(images))) for seed in item.seeds]
@@ -294,7 +304,79 @@ class DiffusionGenerator:
                     width=item.width,
                     height=item.height,
                     seconds=round(seconds, 4),
-                    batch_size=len(seeds),
+                    batch_size=max(call_sizes),
+                    pipeline_calls=len(call_sizes),
                 )
             )
         return results
+
+    def _generate_split(
+        self, first: _ResolvedRequest, wanted: list[tuple[_ResolvedRequest, int]]
+    ) -> tuple[list[Image.Image], list[int]]:
+        """All ``wanted`` images, in order, and the size of each pipeline call that made them.
+
+        One call for all; on out-of-memory, the rest is made in calls of half the size (the size
+        that worked is kept for the following calls), down to one image per call.
+        """
+        images: list[Image.Image] = []
+        call_sizes: list[int] = []
+        chunk = len(wanted)
+        while len(images) < len(wanted):
+            part = wanted[len(images) : len(images) + chunk]
+            try:
+                images.extend(self._pipeline_call(first, part))
+                call_sizes.append(len(part))
+                continue
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if len(part) == 1:
+                    raise GeneratorOutOfMemory(
+                        f"out of memory even with one {first.width}x{first.height} image per pipeline call "
+                        f"({first.steps} steps): {exc}"
+                    ) from exc
+                chunk = (len(part) + 1) // 2
+                logger.warning(
+                    "out of memory with %d images in one pipeline call; retrying in calls of %d",
+                    len(part),
+                    chunk,
+                )
+            self._release_memory()  # outside the except block: the failed call's tensors are freed
+        return images, call_sizes
+
+    def _pipeline_call(
+        self, first: _ResolvedRequest, wanted: list[tuple[_ResolvedRequest, int]]
+    ) -> list[Image.Image]:
+        """One pipeline call: image k from (request k's prompt, reference) and its own seeded generator."""
+        import torch  # noqa: PLC0415
+
+        limit = self.options.get("oom_above_images")
+        if limit is not None and len(wanted) > int(limit):
+            raise torch.OutOfMemoryError(
+                f"CUDA out of memory (injected: {len(wanted)} images in one call, at most {int(limit)} fit)"
+            )
+        generator_device = "cpu" if self.device == "cpu" else self.device
+        call_kwargs: dict[str, Any] = {
+            "prompt": [item.prompt for item, _ in wanted],
+            "num_inference_steps": first.steps,
+            "guidance_scale": first.guidance_scale,
+            "generator": [torch.Generator(generator_device).manual_seed(seed) for _, seed in wanted],
+            "output_type": "pil",
+        }
+        if first.negative_prompt is not None:
+            call_kwargs["negative_prompt"] = [item.negative_prompt for item, _ in wanted]
+        with torch.inference_mode():
+            if first.reference is not None:
+                call_kwargs["image"] = [item.reference for item, _ in wanted]
+                call_kwargs["strength"] = first.strength
+                output = self.img2img(**call_kwargs)
+            else:
+                output = self.text2img(width=first.width, height=first.height, **call_kwargs)
+        return list(output.images)
+
+    def _release_memory(self) -> None:
+        """Hand cached GPU memory back after an out-of-memory error (nothing to do on CPU)."""
+        if self.device.startswith("cuda"):
+            import torch  # noqa: PLC0415
+
+            torch.cuda.empty_cache()

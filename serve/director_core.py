@@ -8,12 +8,18 @@ Degradation, never failure, in advanced mode: a failing scorer is dropped and th
 reweighted from the rest; all scorers failing keeps the enhanced prompt's first image (and later
 scenes generate a single image); a failing LLM leaves the original prompt. Each is a warning.
 A generation that was running when its process died resumes from its last committed scene.
+
+Storage writes and DB calls are retried with backoff on transient errors (``serve.faults``); a
+store that stays down fails the generation with a clear ``error``, a database that stays down stops
+the run without a status change (nothing can be written) and the recovery pass resumes it later.
+See docs/reliability.md for every fault and what it does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -25,13 +31,15 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
-from generator.core import GenerationRequest, GenerationResult
+from generator.core import GenerationRequest, GenerationResult, is_out_of_memory
 from scorers.aggregate import NoScoresError, aggregate
 from scorers.base import ScoreResult
 from scorers.registry import SCORER_NAMES
 from serve import metrics
+from serve.config import RetryPolicy
 from serve.db import Database, GenerationRecord, utcnow
 from serve.events import EventRecorder, EventStore
+from serve.faults import DatabaseUnavailable, IOUnavailable, Target, retry_io
 from serve.logging_setup import generation_context
 from serve.schemas import FINISHED_STATUSES, GenerateRequest
 from serve.storage import Storage
@@ -89,6 +97,10 @@ class CancelledElsewhere(Exception):
     """The generation was cancelled through another Director replica (seen at the next persist)."""
 
 
+class SceneFailed(RuntimeError):
+    """A scene cannot be made; the message is the generation's user-facing ``error``."""
+
+
 class DirectorPorts(Protocol):
     """What the Director needs from the model deployments."""
 
@@ -116,6 +128,9 @@ class DirectorSettings(BaseModel):
     score_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of one scorer call.")
     lease_timeout_s: float = Field(
         default=60.0, gt=0, description="A running generation whose owner is silent this long is taken over."
+    )
+    io_retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="Retry of storage writes and DB calls on transient errors."
     )
 
 
@@ -238,9 +253,22 @@ class DirectorCore:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    @staticmethod
-    async def _db(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(func, *args, **kwargs)
+    async def _db(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A DB call in a thread, retried on transient errors (DatabaseUnavailable when they persist)."""
+        name = getattr(func, "__name__", "call")
+        what = f"{name} of {args[0]}" if args and isinstance(args[0], str) else name
+        return await self._io("db", what, functools.partial(func, *args, **kwargs))
+
+    async def _io(
+        self,
+        target: Target,
+        what: str,
+        call: Callable[[], T],
+        *,
+        log: logging.Logger | logging.LoggerAdapter = logger,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> T:
+        return await retry_io(target, what, call, self.settings.io_retry, log=log, on_retry=on_retry)
 
     @staticmethod
     async def _timed(awaitable: Awaitable[T], timeout_s: float) -> tuple[T, float]:
@@ -259,48 +287,56 @@ class DirectorCore:
     async def _run(self, generation_id: str) -> None:
         log = _GenerationLog(logger, {"generation_id": generation_id})
         async with self._slots:
-            stale_before = utcnow() - timedelta(seconds=self.settings.lease_timeout_s)
-            if not await self._db(self.db.claim, generation_id, self.owner, stale_before=stale_before):
-                log.debug("not claimed: finished, or owned by a live Director replica")
-                return
-            record = await self._db(self.db.get, generation_id)
-            run = _Run(self, record, log)
             try:
-                await run.execute()
-                metrics.observe_generation("completed", run.timings, run.scores)
-            except asyncio.CancelledError:
-                if self._shutting_down:
-                    log.info("stopped by shutdown; a recovery pass resumes it")
-                    raise
-                log.info("cancelled")
-                metrics.record_generation("cancelled")
-                await self._db(
-                    self.db.update, generation_id, status="cancelled", stage="cancelled", finished_at=utcnow()
-                )
-                await run.events.observe(status="cancelled", stage="cancelled")
+                await self._claim_and_execute(generation_id, log)
+            except DatabaseUnavailable as exc:
+                # Nothing can be written, not even "failed": the row stays running, its lease lapses
+                # and a recovery pass resumes it from its last committed scene once the DB answers.
+                log.error("stopped (%s); a recovery pass resumes it once the database is back", exc)
+
+    async def _claim_and_execute(self, generation_id: str, log: _GenerationLog) -> None:
+        # 1. take the lease (a live owner elsewhere keeps it)
+        stale_before = utcnow() - timedelta(seconds=self.settings.lease_timeout_s)
+        if not await self._db(self.db.claim, generation_id, self.owner, stale_before=stale_before):
+            log.debug("not claimed: finished, or owned by a live Director replica")
+            return
+        record = await self._db(self.db.get, generation_id)
+        run = _Run(self, record, log)
+        # 2. run it to a finished status (a DB outage past the retries propagates: see _run)
+        try:
+            await run.execute()
+            metrics.observe_generation("completed", run.timings, run.scores)
+        except asyncio.CancelledError:
+            if self._shutting_down:
+                log.info("stopped by shutdown; a recovery pass resumes it")
                 raise
-            except CancelledElsewhere:
-                log.info("cancelled (through another replica)")
-                await self._db(self.db.update, generation_id, stage="cancelled", finished_at=utcnow())
-            except Exception as exc:
-                log.exception("failed")
-                metrics.observe_generation("failed", run.timings, run.scores)
-                await self._db(
-                    self.db.update,
-                    generation_id,
-                    status="failed",
-                    stage="failed",
-                    error=f"{type(exc).__name__}: {exc}",
-                    warnings=run.warnings,
-                    timings=run.timings,
-                    finished_at=utcnow(),
-                )
-                await run.events.observe(
-                    status="failed",
-                    stage="failed",
-                    error=f"{type(exc).__name__}: {exc}",
-                    warnings=run.warnings,
-                )
+            log.info("cancelled")
+            metrics.record_generation("cancelled")
+            await self._db(
+                self.db.update, generation_id, status="cancelled", stage="cancelled", finished_at=utcnow()
+            )
+            await run.events.observe(status="cancelled", stage="cancelled")
+            raise
+        except CancelledElsewhere:
+            log.info("cancelled (through another replica)")
+            await self._db(self.db.update, generation_id, stage="cancelled", finished_at=utcnow())
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:
+            error = _error_text(exc)
+            log.exception("failed: %s", error)
+            metrics.observe_generation("failed", run.timings, run.scores)
+            await self._db(
+                self.db.update,
+                generation_id,
+                status="failed",
+                stage="failed",
+                error=error,
+                warnings=run.warnings,
+                timings=run.timings,
+                finished_at=utcnow(),
+            )
+            await run.events.observe(status="failed", stage="failed", error=error, warnings=run.warnings)
 
 
 class _Run:
@@ -329,22 +365,45 @@ class _Run:
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def _count_retries(self, target: Target) -> Callable[[BaseException], None]:
+        # Retries that succeed change nothing the user sees: logged, and counted in the timings.
+        def count(_error: BaseException) -> None:
+            retries = self.timings.setdefault("io_retries", {})
+            retries[target] = int(retries.get(target, 0)) + 1
+
+        return count
+
     async def persist(self, **fields: Any) -> None:
         # Only a running row is written: a cancel from another replica is never overwritten.
-        record = await self.core._db(
-            self.db.update,
-            self.id,
-            require_status="running",
-            warnings=self.warnings,
-            timings=self.timings,
-            **fields,
+        # A retried update is harmless: it sets absolute values under the same require_status.
+        what = f"saving generation {self.id} ({fields.get('status') or fields.get('stage', 'progress')})"
+        record = await self.core._io(
+            "db",
+            what,
+            functools.partial(
+                self.db.update,
+                self.id,
+                require_status="running",
+                warnings=self.warnings,
+                timings=self.timings,
+                **fields,
+            ),
+            log=self.log,
+            on_retry=self._count_retries("db"),
         )
         if record.status != fields.get("status", "running"):
             raise CancelledElsewhere(self.id)
         await self.events.observe(warnings=self.warnings, **fields)
 
-    async def store(self, func: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(func, *args)
+    async def store(self, what: str, func: Callable[..., T], *args: Any) -> T:
+        """A storage call in a thread, retried on transient errors; StorageUnavailable when they persist."""
+        return await self.core._io(
+            "storage",
+            what,
+            functools.partial(func, *args),
+            log=self.log,
+            on_retry=self._count_retries("storage"),
+        )
 
     async def execute(self) -> None:
         started = time.perf_counter()
@@ -360,7 +419,9 @@ class _Run:
         reference_from: int | None = None
         for scene in planned:
             if scene.index in done:
-                reference = await self.store(self.storage.read_scene_image, self.id, scene.index)
+                reference = await self.store(
+                    f"reading scene {scene.index} image", self.storage.read_scene_image, self.id, scene.index
+                )
                 reference_from = scene.index
                 continue
             reference = await self.run_scene(scene, len(planned), reference, reference_from)
@@ -426,7 +487,12 @@ class _Run:
             prompt = enhanced.final_prompt or scene.prompt
         else:
             await self.store(
-                self.storage.write_trace_file, self.id, n, "00_original_prompt.txt", scene.prompt + "\n"
+                f"writing scene {n} trace 00_original_prompt.txt",
+                self.storage.write_trace_file,
+                self.id,
+                n,
+                "00_original_prompt.txt",
+                scene.prompt + "\n",
             )
         negative_prompt = request.negative_prompt or (enhanced.negative_prompt if enhanced else None)
 
@@ -434,17 +500,30 @@ class _Run:
         count = request.advanced_image_num_variations if advanced and self.scoring_available else 1
         seeds = [self.record.seed + k for k in range(count)]
         await self.persist(stage=f"scene {n}: generating")
-        generation, timing["generate_s"] = await self.core._timed(
-            self.ports.generate(
-                GenerationRequest(
-                    prompt=prompt, seeds=seeds, negative_prompt=negative_prompt, reference_png=reference
-                )
-            ),
-            self.settings.generate_timeout_s,
-        )
+        try:
+            generation, timing["generate_s"] = await self.core._timed(
+                self.ports.generate(
+                    GenerationRequest(
+                        prompt=prompt, seeds=seeds, negative_prompt=negative_prompt, reference_png=reference
+                    )
+                ),
+                self.settings.generate_timeout_s,
+            )
+        except Exception as exc:
+            # The generator already split the call down to one image per call before giving up.
+            if is_out_of_memory(exc):
+                raise SceneFailed(
+                    f"generator out of memory at scene {n} even with one image per call; "
+                    "lower the resolution or the number of variations"
+                ) from exc
+            raise
+        if generation.pipeline_calls > 1:
+            timing["generate_calls"] = generation.pipeline_calls  # split after running out of memory
         pngs = [image.png for image in generation.images]
         for k, png in enumerate(pngs, start=1):
-            await self.store(self.storage.write_variation, self.id, n, k, png)
+            await self.store(
+                f"writing scene {n} variation {k}", self.storage.write_variation, self.id, n, k, png
+            )
 
         # 3. score and pick (advanced mode with more than one image)
         best = 0
@@ -459,12 +538,17 @@ class _Run:
                 seeds, "scoring skipped: all scorers failed earlier"
             )
             await self.store(
-                self.storage.write_trace_json, self.id, n, "quality_scores.json", self.scores[f"scene_{n}"]
+                f"writing scene {n} trace quality_scores.json",
+                self.storage.write_trace_json,
+                self.id,
+                n,
+                "quality_scores.json",
+                self.scores[f"scene_{n}"],
             )
 
         # 4. keep the best; commit the scene before the next starts
         kept = pngs[best]
-        await self.store(self.storage.write_scene_image, self.id, n, kept)
+        await self.store(f"writing scene {n} image", self.storage.write_scene_image, self.id, n, kept)
         timing["total_s"] = round(time.perf_counter() - scene_started, 3)
         self.timings[f"scene_{n}"] = timing
         self.scenes.append(
@@ -522,7 +606,9 @@ class _Run:
             self.warn(f"scene {n}: prompt enhancement degraded ({reasons}); used the original prompt")
         files = dict(outcome.trace_files) or _minimal_trace(outcome)
         for name, text in files.items():
-            await self.store(self.storage.write_trace_file, self.id, n, name, text)
+            await self.store(
+                f"writing scene {n} trace {name}", self.storage.write_trace_file, self.id, n, name, text
+            )
         await self.events.enhancement(n, files)
         return outcome, seconds
 
@@ -557,7 +643,14 @@ class _Run:
             quality["scorers_failed"] = {
                 name: _reason(result) for name, result in by_name.items() if isinstance(result, BaseException)
             }
-            await self.store(self.storage.write_trace_json, self.id, n, "quality_scores.json", quality)
+            await self.store(
+                f"writing scene {n} trace quality_scores.json",
+                self.storage.write_trace_json,
+                self.id,
+                n,
+                "quality_scores.json",
+                quality,
+            )
             return quality, seconds
         for name, reason in combined.scorers_failed.items():
             self.warn(
@@ -588,7 +681,14 @@ class _Run:
             "images": [f"image_{k}.png" for k in range(1, len(pngs) + 1)],
             "raw": {name: result.raw for name, result in by_name.items() if isinstance(result, ScoreResult)},
         }
-        await self.store(self.storage.write_trace_json, self.id, n, "quality_scores.json", trace)
+        await self.store(
+            f"writing scene {n} trace quality_scores.json",
+            self.storage.write_trace_json,
+            self.id,
+            n,
+            "quality_scores.json",
+            trace,
+        )
         return quality, seconds
 
 
@@ -621,6 +721,13 @@ def _minimal_trace(outcome: EnhanceOutcome) -> dict[str, str]:
         "final_enhanced_prompt.txt": outcome.final_prompt + "\n",
         "prompt_trace_summary.json": json.dumps(summary, indent=2, sort_keys=True),
     }
+
+
+def _error_text(exc: BaseException) -> str:
+    """The generation's ``error``: our own failures carry a user-facing message; others get their type."""
+    if isinstance(exc, IOUnavailable | SceneFailed):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _reason(exc: BaseException) -> str:

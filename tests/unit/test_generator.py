@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from generator import DiffusionGenerator, GenerationRequest, GeneratorError, InvalidGenerationRequest
+from generator.core import GeneratorOutOfMemory, is_out_of_memory
 from weights.profiles import get_profile
 
 PROMPT = "a red sports car on a coastal road at sunset"
@@ -149,3 +150,64 @@ def test_injected_fault_raises_generator_error() -> None:
     )
     with pytest.raises(GeneratorError, match="simulated OOM"):
         faulty.generate(GenerationRequest(prompt=PROMPT, seeds=[1]))
+
+
+# -- out of memory: split the pipeline call, same images ----------------------------------------
+
+
+def test_out_of_memory_splits_the_call_and_gives_the_same_images(
+    generator: DiffusionGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds = [10, 11, 12, 13]
+    unsplit = generator.generate(GenerationRequest(prompt=PROMPT, seeds=seeds))
+    assert unsplit.pipeline_calls == 1 and unsplit.batch_size == 4
+    # injected: a pipeline call of more than n images raises torch.OutOfMemoryError
+    monkeypatch.setitem(generator.options, "oom_above_images", 2)
+    halves = generator.generate(GenerationRequest(prompt=PROMPT, seeds=seeds))
+    monkeypatch.setitem(generator.options, "oom_above_images", 1)
+    singles = generator.generate(GenerationRequest(prompt=PROMPT, seeds=seeds))
+    assert (halves.pipeline_calls, halves.batch_size) == (2, 2)
+    assert (singles.pipeline_calls, singles.batch_size) == (4, 1)
+    for split in (halves, singles):
+        assert [image.seed for image in split.images] == seeds
+        for image, reference in zip(split.images, unsplit.images, strict=True):
+            assert_same_image(image.png, reference.png)
+
+
+def test_out_of_memory_split_keeps_merged_requests_apart(
+    generator: DiffusionGenerator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = [
+        GenerationRequest(prompt=PROMPT, seeds=[1, 2]),
+        GenerationRequest(prompt="a bowl of green soup", seeds=[3]),
+    ]
+    merged = generator.generate_many(requests)
+    monkeypatch.setitem(generator.options, "oom_above_images", 1)
+    split = generator.generate_many(requests)
+    assert [r.pipeline_calls for r in split] == [3, 3] and [r.batch_size for r in split] == [1, 1]
+    for split_result, merged_result in zip(split, merged, strict=True):
+        assert [i.seed for i in split_result.images] == [i.seed for i in merged_result.images]
+        for split_image, merged_image in zip(split_result.images, merged_result.images, strict=True):
+            assert_same_image(split_image.png, merged_image.png)
+
+
+def test_out_of_memory_with_one_image_per_call_fails_clearly() -> None:
+    profile = get_profile("tiny")
+    # the option as the config sets it: model_overrides.diffusion.options
+    faulty = DiffusionGenerator(
+        profile.model("diffusion"), profile.generation, device="cpu", options={"oom_above_images": 0}
+    )
+    with pytest.raises(GeneratorOutOfMemory, match=r"even with one 64x64 image per pipeline call") as raised:
+        faulty.generate(GenerationRequest(prompt=PROMPT, seeds=[1, 2]))
+    assert isinstance(raised.value, GeneratorError) and is_out_of_memory(raised.value)
+
+
+def test_out_of_memory_is_recognised_by_type_and_by_message() -> None:
+    import torch
+
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("x"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate"))
+    assert is_out_of_memory(RuntimeError("ray: ... GeneratorOutOfMemory: out of memory even with one image"))
+    assert not is_out_of_memory(GeneratorError("injected generator fault: boom"))
+    assert not is_out_of_memory(ValueError("width must be a multiple of 8"))

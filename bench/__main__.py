@@ -29,10 +29,31 @@ def _graph(args: argparse.Namespace) -> BenchResult:
     return bench_graph_vs_baseline(args.profile, variations=args.variations)
 
 
+def _load_burst(args: argparse.Namespace) -> BenchResult:
+    from bench.load_report import bench_load_burst  # noqa: PLC0415
+
+    return bench_load_burst(args.profile)
+
+
+def _overhead(args: argparse.Namespace) -> BenchResult:
+    from bench.overhead import bench_overhead  # noqa: PLC0415
+
+    return bench_overhead(repeats=args.overhead_repeats)
+
+
+def _memory(args: argparse.Namespace) -> BenchResult:
+    from bench.memory import bench_memory  # noqa: PLC0415
+
+    return bench_memory(args.profile)
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
     "batching-generator": _batching_generator,
     "batching-scorers": _batching_scorers,
     "graph": _graph,
+    "load-burst": _load_burst,
+    "overhead": _overhead,
+    "memory": _memory,
 }
 
 
@@ -51,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="tiny", help="Model profile (tiny on CPU, gpu-bench on a GPU).")
     parser.add_argument("--repeats", type=int, default=5, help="Timed repetitions per variant.")
     parser.add_argument("--variations", type=int, default=4, help="Variations (images) per scene.")
+    parser.add_argument(
+        "--overhead-repeats", type=int, default=50, help="Timed requests per kind and side (overhead)."
+    )
     parser.add_argument("--out", default=str(DEFAULT_RESULTS_DIR), help="Results directory.")
 
 
@@ -69,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         write_result(result, out_dir)
         results.append(result)
         print(f"{result.title}: {result.headline}")
-    summary = write_summary(results, out_dir, command="scenechain bench " + " ".join(sys.argv[1:]))
+    # sys.argv is [python -m bench, ...] or [scenechain, bench, ...]: name the command once either way.
+    argv = sys.argv[1:]
+    argv = argv[1:] if argv[:1] == ["bench"] else argv
+    summary = write_summary(results, out_dir, command=" ".join(["scenechain bench", *argv]))
     print(summary.read_text())
     return 0
 

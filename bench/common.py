@@ -6,18 +6,25 @@ their ratio; absolute seconds are recorded but only ratios are claims.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import platform
+import socket
 import statistics
+import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 DEFAULT_RESULTS_DIR = Path("bench/results")
+REPO = Path(__file__).resolve().parents[1]
+
+logger = logging.getLogger(__name__)
 
 
 class BenchResult(BaseModel):
@@ -116,10 +123,18 @@ def write_result(result: BenchResult, out_dir: Path = DEFAULT_RESULTS_DIR) -> tu
     medians = [median(result.samples[n]) for n in names]
     lows = [m - percentile(result.samples[n], 5) for n, m in zip(names, medians, strict=True)]
     highs = [percentile(result.samples[n], 95) - m for n, m in zip(names, medians, strict=True)]
-    figure, axes = plt.subplots(figsize=(max(4, 1.6 * len(names) + 2), 3.6))
+    width = min(16.0, max(4.0, 1.6 * len(names) + 2))
+    figure, axes = plt.subplots(figsize=(width, 4.2 if len(names) > 6 else 3.6))
     axes.bar(names, medians, yerr=[lows, highs], capsize=4, color="#4878a8")
-    axes.set_ylabel(result.unit)
-    axes.set_title(f"{result.title}\n{result.headline}", fontsize=9)
+    axes.set_ylabel(textwrap.fill(result.unit, 40), fontsize=8)
+    if len(names) > 6:  # long component names: slanted so they do not overlap
+        axes.tick_params(axis="x", labelrotation=35, labelsize=8)
+        for label in axes.get_xticklabels():
+            label.set_horizontalalignment("right")
+    chars = int(width * 13)  # roughly what fits across the figure at font size 8
+    axes.set_title(
+        f"{textwrap.fill(result.title, chars)}\n{textwrap.fill(result.headline, chars)}", fontsize=8
+    )
     figure.tight_layout()
     png_path = out_dir / f"{result.name}.png"
     figure.savefig(png_path, dpi=110)
@@ -128,27 +143,99 @@ def write_result(result: BenchResult, out_dir: Path = DEFAULT_RESULTS_DIR) -> tu
 
 
 def summary_table(results: list[BenchResult]) -> str:
-    """Markdown table: one row per benchmark with its headline and goal."""
-    lines = ["| benchmark | headline | goal | met |", "| --- | --- | --- | --- |"]
+    """Markdown table: one row per benchmark with its headline, goal and the day it ran."""
+    lines = ["| benchmark | headline | goal | met | run |", "| --- | --- | --- | --- | --- |"]
     for result in results:
         met = {True: "yes", False: "no", None: "—"}[result.goal_met]
-        lines.append(f"| {result.title} | {result.headline} | {result.goal or '—'} | {met} |")
+        lines.append(
+            f"| {result.title} | {result.headline} | {result.goal or '—'} | {met} | {result.date[:10]} |"
+        )
     return "\n".join(lines)
 
 
+def load_results(out_dir: Path) -> list[BenchResult]:
+    """Every ``BenchResult`` JSON in ``out_dir`` (files that are not one are skipped), by file name."""
+    results = []
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            results.append(BenchResult.model_validate_json(path.read_text()))
+        except (ValidationError, ValueError) as exc:
+            logger.warning("skipping %s in the summary: not a benchmark result (%s)", path, exc)
+    return results
+
+
+def merge_results(earlier: list[BenchResult], fresh: list[BenchResult]) -> list[BenchResult]:
+    """Earlier results with the fresh ones replacing those of the same name, ordered by name."""
+    by_name = {result.name: result for result in earlier}
+    by_name.update({result.name: result for result in fresh})
+    return [by_name[name] for name in sorted(by_name)]
+
+
 def write_summary(results: list[BenchResult], out_dir: Path = DEFAULT_RESULTS_DIR, command: str = "") -> Path:
-    """Write ``SUMMARY.md`` with the date, machine and command that made the numbers."""
+    """Write ``SUMMARY.md``: this run's results merged with the other results already in ``out_dir``.
+
+    The header names this run (date, machine, command); every row keeps the date of its own run.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = results[0].machine if results else machine_info()
+    rows = merge_results(load_results(out_dir), results)
+    fresh = sorted(result.name for result in results)
     header = [
         "# Benchmark results",
         "",
         f"- date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
         f"- machine: {machine.get('gpu') or 'CPU only'}, {machine.get('cpus')} cores, {machine.get('platform')}",
         f"- versions: torch {machine.get('torch')}, diffusers {machine.get('diffusers')}, ray {machine.get('ray')}",
-        f"- command: `{command}`" if command else "",
+        f"- command: `{command}` (ran: {', '.join(fresh)}; other rows are earlier runs, see their JSON)"
+        if command
+        else "",
         "",
     ]
     path = out_dir / "SUMMARY.md"
-    path.write_text("\n".join(header) + "\n" + summary_table(results) + "\n")
+    path.write_text("\n".join(header) + "\n" + summary_table(rows) + "\n")
     return path
+
+
+# -- a local Ray cluster with one Serve app (benchmarks that need the real graph) ------------------
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tiny_config_args() -> dict[str, Any]:
+    """The app args of ``configs/tiny.yaml`` (so a benchmark runs the shipped CPU config)."""
+    import yaml  # noqa: PLC0415
+
+    document = yaml.safe_load((REPO / "configs" / "tiny.yaml").read_text())
+    return dict(document["applications"][0]["args"])
+
+
+@contextlib.contextmanager
+def local_serve_app(
+    build: Callable[[], Any], *, num_cpus: int = 4, num_gpus: int = 1, app_name: str = "scenechain"
+) -> Iterator[str]:
+    """Local Ray (logical GPUs so fractional-GPU replicas place) running ``build()``; yields its base URL.
+
+    ``build`` returns the bound Serve application (called after ``ray.init``). Serve and Ray are
+    always shut down, also when the deploy fails.
+    """
+    import ray  # noqa: PLC0415
+    from ray import serve  # noqa: PLC0415
+
+    port = free_port()
+    ray.init(
+        address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False
+    )
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build(), name=app_name, route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()

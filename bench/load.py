@@ -70,6 +70,28 @@ class BurstResult:
         }
 
 
+async def _send(
+    client: httpx.AsyncClient, method: str, url: str, index: int, body: Any, headers: dict[str, str]
+) -> Answer:
+    """One request, timed; a transport error (timeout, reset) becomes an answer without a status."""
+    started = time.perf_counter()
+    try:
+        response = await client.request(method, url, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return Answer(index, None, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        payload = response.text
+    return Answer(
+        index,
+        response.status_code,
+        time.perf_counter() - started,
+        response.headers.get("retry-after"),
+        payload,
+    )
+
+
 async def burst(
     url: str,
     n: int,
@@ -78,9 +100,13 @@ async def burst(
     method: str = "POST",
     json_body: Callable[[int], Any] | None = None,
     headers: dict[str, str] | None = None,
+    headers_for: Callable[[int], dict[str, str]] | None = None,
     timeout_s: float = 30.0,
 ) -> BurstResult:
-    """Send ``n`` requests to ``url``, ``concurrency`` at a time; ``json_body(i)`` builds body i."""
+    """Send ``n`` requests to ``url``, ``concurrency`` at a time; ``json_body(i)`` builds body i.
+
+    ``headers_for(i)`` adds request i's own headers over ``headers`` (e.g. one user's token per client).
+    """
     if n < 1 or concurrency < 1:
         raise ValueError("n and concurrency must be at least 1")
     gate = asyncio.Semaphore(concurrency)
@@ -88,25 +114,13 @@ async def burst(
 
     async def one(client: httpx.AsyncClient, index: int) -> Answer:
         async with gate:
-            started = time.perf_counter()
-            try:
-                response = await client.request(
-                    method, url, json=json_body(index) if json_body else None, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                return Answer(
-                    index, None, time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}"
-                )
-            try:
-                body: Any = response.json()
-            except ValueError:
-                body = response.text
-            return Answer(
+            return await _send(
+                client,
+                method,
+                url,
                 index,
-                response.status_code,
-                time.perf_counter() - started,
-                response.headers.get("retry-after"),
-                body,
+                json_body(index) if json_body else None,
+                {**(headers or {}), **(headers_for(index) if headers_for else {})},
             )
 
     started = time.perf_counter()
@@ -118,6 +132,45 @@ async def burst(
 def run_burst(url: str, n: int, concurrency: int, **kwargs: Any) -> BurstResult:
     """``burst`` from synchronous code (tests, the CLI)."""
     return asyncio.run(burst(url, n, concurrency, **kwargs))
+
+
+async def client_burst(
+    url: str,
+    clients: int,
+    per_client: int,
+    *,
+    method: str = "POST",
+    json_body: Callable[[int], Any] | None = None,
+    headers_for: Callable[[int], dict[str, str]] | None = None,
+    timeout_s: float = 30.0,
+) -> BurstResult:
+    """``clients`` concurrent clients, each sending its ``per_client`` requests one after another.
+
+    Request ``i`` is request ``i % per_client`` of client ``i // per_client``; ``json_body(i)`` and
+    ``headers_for(i)`` build it. At most ``clients`` requests are in flight; answers in request order.
+    """
+    if clients < 1 or per_client < 1:
+        raise ValueError("clients and per_client must be at least 1")
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def one_client(client: httpx.AsyncClient, number: int) -> list[Answer]:
+        answers = []
+        for index in range(number * per_client, (number + 1) * per_client):
+            body = json_body(index) if json_body else None
+            headers = headers_for(index) if headers_for else {}
+            answers.append(await _send(client, method, url, index, body, headers))
+        return answers
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
+        per_client_answers = await asyncio.gather(*(one_client(client, c) for c in range(clients)))
+    answers = sorted((a for group in per_client_answers for a in group), key=lambda a: a.index)
+    return BurstResult(answers=answers, seconds=time.perf_counter() - started)
+
+
+def run_client_burst(url: str, clients: int, per_client: int, **kwargs: Any) -> BurstResult:
+    """``client_burst`` from synchronous code."""
+    return asyncio.run(client_burst(url, clients, per_client, **kwargs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,10 +16,10 @@ from serve.config import AppArgs
 from serve.db import Database
 from serve.director_core import (
     DirectorCore,
-    DirectorSettings,
     EnhanceOutcome,
     PlanOutcome,
     ScorerFailed,
+    director_settings,
     purge_finished_before,
     retention_cutoff,
 )
@@ -79,14 +79,7 @@ class DirectorDeployment:
             faulty_db,
             storage,
             HandlePorts(enhancer, generator, scorers),
-            DirectorSettings(
-                score_weights=self.args.score_weights,
-                max_concurrent_generations=self.args.max_concurrent_generations,
-                plan_timeout_s=self.args.enhancer.plan_timeout_s,
-                enhance_timeout_s=self.args.enhancer.enhance_timeout_s,
-                lease_timeout_s=self.args.lease_timeout_s,
-                io_retry=self.args.io_retry,
-            ),
+            director_settings(self.args),
             events=SqlEventStore(db.engine),
         )
         # Async constructor: runs on the replica's event loop, so this task really runs.

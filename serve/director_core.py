@@ -36,7 +36,7 @@ from scorers.aggregate import NoScoresError, aggregate
 from scorers.base import ScoreResult
 from scorers.registry import SCORER_NAMES
 from serve import metrics
-from serve.config import RetryPolicy
+from serve.config import AppArgs, RetryPolicy
 from serve.db import Database, GenerationRecord, utcnow
 from serve.events import EventRecorder, EventStore
 from serve.faults import DatabaseUnavailable, IOUnavailable, Target, retry_io
@@ -131,6 +131,18 @@ class DirectorSettings(BaseModel):
     )
     io_retry: RetryPolicy = Field(
         default_factory=RetryPolicy, description="Retry of storage writes and DB calls on transient errors."
+    )
+
+
+def director_settings(args: AppArgs) -> DirectorSettings:
+    """The Director core's settings from the app's config (one place: deployment and benchmarks)."""
+    return DirectorSettings(
+        score_weights=args.score_weights,
+        max_concurrent_generations=args.max_concurrent_generations,
+        plan_timeout_s=args.enhancer.plan_timeout_s,
+        enhance_timeout_s=args.enhancer.enhance_timeout_s,
+        lease_timeout_s=args.lease_timeout_s,
+        io_retry=args.io_retry,
     )
 
 

@@ -36,6 +36,7 @@ from weights.profiles import ModelSpec
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ChatCall",
     "ChatClient",
     "ChatMessage",
     "FaultyChatClient",
@@ -178,11 +179,59 @@ async def _bounded(coro: Any, timeout_s: float | None, what: str) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+class ChatCall(BaseModel):
+    """One chat request of a batch (``TransformersChatClient.chat_many``)."""
+
+    messages: list[ChatMessage] = Field(description="The conversation so far.")
+    temperature: float = Field(default=0.7, ge=0, description="Sampling temperature; 0 is greedy.")
+    max_tokens: int = Field(default=512, ge=1, description="Most new tokens.")
+    json_schema: dict[str, Any] | None = Field(default=None, description="Ask for JSON of this schema.")
+    timeout_s: float | None = Field(default=None, gt=0, description="Generation time limit.")
+    seed: int | None = Field(default=None, description="Sampling seed; None: the client's next seed.")
+
+
+class _SeededRowSampler:
+    """A transformers logits processor that samples every row with its own ``torch.Generator``.
+
+    Temperature, then top-k 50, then top-p 0.95 (transformers' defaults), then one multinomial
+    draw from the row's generator; the choice comes back as the only finite logit, so
+    ``generate(do_sample=False)`` keeps it. A row's tokens therefore depend on its own seed and
+    messages, not on which other requests share its batch.
+    """
+
+    def __init__(self, seeds: list[int], temperatures: list[float], device: str) -> None:
+        import torch  # noqa: PLC0415
+
+        self.temperatures = temperatures
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch  # noqa: PLC0415
+
+        scores = scores.float()
+        chosen = torch.empty(scores.shape[0], dtype=torch.long, device=scores.device)
+        for row, (temperature, generator) in enumerate(zip(self.temperatures, self.generators, strict=True)):
+            if temperature <= 0:
+                chosen[row] = scores[row].argmax()
+                continue
+            top = torch.topk(scores[row] / temperature, k=min(50, scores.shape[-1]))
+            probs = torch.softmax(top.values, dim=-1)
+            keep = (probs.cumsum(-1) - probs) < 0.95  # the smallest set with 95% of the mass
+            pick = torch.multinomial(probs * keep, 1, generator=generator)
+            chosen[row] = top.indices[pick[0]]
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(scores.shape[0], device=scores.device), chosen] = 0.0
+        return out
+
+
 class TransformersChatClient:
     """A local HF causal LM dir through transformers; generation runs in a worker thread.
 
-    Sampling is seeded: call ``k`` of a client built with ``seed`` uses ``seed + k``, so a run is
-    reproducible. One generation at a time (a lock): the model is not shared across threads.
+    Sampling is seeded per request: call ``k`` of a client built with ``seed`` uses ``seed + k``
+    (or a ``ChatCall``'s own seed), and every row of a batch samples from its own generator, so a
+    request's output does not depend on the batch it ran in. ``chat_many`` runs several requests
+    in one left-padded ``generate`` call (the LLM deployment batches concurrent callers through
+    it). One generation at a time (a lock): the model is not shared across threads.
     """
 
     def __init__(self, model_dir: str | Path, *, device: str = "cpu", seed: int = 0, dtype: str = "float32"):
@@ -218,36 +267,92 @@ class TransformersChatClient:
             "loaded LLM %s on %s in %.1f s", self.model_dir, self.device, time.perf_counter() - started
         )
 
-    def _generate(
-        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, max_time: float | None
-    ) -> tuple[str, bool]:
-        """Blocking generation; returns (text, hit_time_limit)."""
+    def _generate_many(
+        self, rows: list[tuple[list[dict[str, str]], float, int, int]], max_time: float | None
+    ) -> tuple[list[str], float]:
+        """Blocking batched generation of (messages, temperature, max_tokens, seed) rows.
+
+        Returns each row's text (cut to its own ``max_tokens``) and the seconds generation took.
+        """
         import torch  # noqa: PLC0415
 
         with self._lock:
             self.load()
-            self._calls += 1
-            inputs = self._tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-            ).to(self.device)
-            torch.manual_seed(self.seed + self._calls)
+            tokenizer = self._tokenizer
+            pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            # 1. tokenize each conversation and left-pad to one width (new tokens line up on the right)
+            encoded = [
+                list(
+                    tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)[
+                        "input_ids"
+                    ]
+                )
+                for messages, _t, _m, _s in rows
+            ]
+            width = max(len(ids) for ids in encoded)
+            input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded])
+            attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+            # 2. generate: greedy over logits where a per-row seeded sampler left one finite choice
+            sampler = _SeededRowSampler([row[3] for row in rows], [row[1] for row in rows], self.device)
             kwargs: dict[str, Any] = {
-                "max_new_tokens": max_tokens,
-                "pad_token_id": self._tokenizer.pad_token_id,
+                "max_new_tokens": max(row[2] for row in rows),
+                "pad_token_id": pad_id,
+                "do_sample": False,
+                "logits_processor": [sampler],
             }
-            if temperature > 0:
-                kwargs.update(do_sample=True, temperature=temperature, top_p=0.95)
-            else:
-                kwargs.update(do_sample=False)
             if max_time is not None:
                 kwargs["max_time"] = max_time  # stops the thread too, not just the awaiting task
             started = time.perf_counter()
             with torch.inference_mode():
-                output = self._model.generate(**inputs, **kwargs)
+                output = self._model.generate(
+                    input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device), **kwargs
+                )
             elapsed = time.perf_counter() - started
-            new_tokens = output[0][inputs["input_ids"].shape[1] :]
-            text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
-            return text, max_time is not None and elapsed >= max_time
+            # 3. decode each row's own budget of new tokens
+            texts = [
+                tokenizer.decode(output[i, width : width + row[2]], skip_special_tokens=True)
+                for i, row in enumerate(rows)
+            ]
+            return texts, elapsed
+
+    def _next_seed(self) -> int:
+        self._calls += 1
+        return self.seed + self._calls
+
+    async def chat_many(self, calls: list[ChatCall]) -> list[str | LLMUnavailableError]:
+        """Answer several requests in one batched generation; each entry is a text or its error."""
+        rows = []
+        for call in calls:
+            messages = call.messages
+            if call.json_schema is not None:
+                messages = _with_json_instruction(messages, call.json_schema)
+            seed = call.seed if call.seed is not None else self._next_seed()
+            rows.append(([m.model_dump() for m in messages], call.temperature, call.max_tokens, seed))
+        limits = [call.timeout_s for call in calls]
+        max_time = None if any(limit is None for limit in limits) else max(limits)  # type: ignore[type-var]
+        try:
+            # Grace over max_time covers model loading and decoding of the last step.
+            texts, elapsed = await _bounded(
+                asyncio.to_thread(self._generate_many, rows, max_time),
+                None if max_time is None else max_time * 2 + 60,
+                f"transformers LLM {self.model_dir}",
+            )
+        except LLMUnavailableError as exc:
+            return [exc for _ in calls]
+        except (OSError, RuntimeError, ValueError) as exc:  # load failures, OOM, bad chat template
+            error = LLMUnavailableError(f"transformers LLM failed: {exc}")
+            return [error for _ in calls]
+        answers: list[str | LLMUnavailableError] = []
+        for call, text in zip(calls, texts, strict=True):
+            if call.timeout_s is not None and elapsed >= call.timeout_s:
+                answers.append(
+                    LLMTimeoutError(f"transformers LLM {self.model_dir} hit the {call.timeout_s} s limit")
+                )
+            elif call.json_schema is not None:
+                answers.append(extract_json(text) or text)
+            else:
+                answers.append(text)
+        return answers
 
     async def chat(
         self,
@@ -258,25 +363,17 @@ class TransformersChatClient:
         json_schema: dict[str, Any] | None = None,
         timeout_s: float | None = None,
     ) -> str:
-        if json_schema is not None:
-            messages = _with_json_instruction(messages, json_schema)
-        payload = [m.model_dump() for m in messages]
-        try:
-            # Grace over max_time covers model loading and decoding of the last step.
-            text, timed_out = await _bounded(
-                asyncio.to_thread(self._generate, payload, temperature, max_tokens, timeout_s),
-                None if timeout_s is None else timeout_s * 2 + 60,
-                f"transformers LLM {self.model_dir}",
-            )
-        except LLMUnavailableError:
-            raise
-        except (OSError, RuntimeError, ValueError) as exc:  # load failures, OOM, bad chat template
-            raise LLMUnavailableError(f"transformers LLM failed: {exc}") from exc
-        if timed_out:
-            raise LLMTimeoutError(f"transformers LLM {self.model_dir} hit the {timeout_s} s limit")
-        if json_schema is not None:
-            return extract_json(text) or text
-        return text
+        call = ChatCall(
+            messages=messages,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            json_schema=json_schema,
+            timeout_s=timeout_s,
+        )
+        (answer,) = await self.chat_many([call])
+        if isinstance(answer, LLMUnavailableError):
+            raise answer
+        return answer
 
 
 # --------------------------------------------------------------------------------------------

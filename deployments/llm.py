@@ -3,6 +3,11 @@
 The GPU profile serves the LLM with ``ray.serve.llm`` instead (bound in ``serve/app.py``); both are
 reached through ``agents.llm_client.HandleChatClient``. Sampling is seeded per call from the
 request body's ``seed`` so a generation's LLM output depends only on its own seed and messages.
+
+With the transformers backend, concurrent calls (scenes of different generations enhancing at
+once) are collected by ``@serve.batch`` into one left-padded ``generate`` call; every row samples
+from its own seeded generator, so batching changes throughput, not answers. (vLLM batches by
+itself: continuous batching in the engine.)
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from typing import Any
 
 from ray import serve
 
-from agents.llm_client import ChatMessage, LLMUnavailableError, TransformersChatClient, build_chat_client
+from agents.llm_client import (
+    ChatCall,
+    ChatMessage,
+    LLMUnavailableError,
+    TransformersChatClient,
+    build_chat_client,
+)
 from serve.config import AppArgs
 
 logger = logging.getLogger(__name__)
@@ -35,6 +46,8 @@ class LLMDeployment:
         if isinstance(self.client, TransformersChatClient):
             # Load now, once: concurrent first calls would race in from_pretrained (meta tensors).
             self.client.load()
+        self._chat_batch.set_max_batch_size(app_args.llm_batch.max_batch_size)
+        self._chat_batch.set_batch_wait_timeout_s(app_args.llm_batch.batch_wait_timeout_s)
 
     def _seeded_client(self, seed: int | None) -> Any:
         """A client that samples with ``seed`` (sharing the loaded transformers model)."""
@@ -46,30 +59,48 @@ class LLMDeployment:
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """An OpenAI chat-completion response dict (or an error dict) for an OpenAI request dict."""
         started = time.perf_counter()
-        messages = [ChatMessage.model_validate(m) for m in body.get("messages", [])]
         response_format = body.get("response_format") or {}
-        json_schema = (response_format.get("json_schema") or {}).get("schema")
-        try:
-            client = self._seeded_client(body.get("seed"))
-            text = await client.chat(
-                messages,
-                temperature=float(body.get("temperature", 0.7)),
-                max_tokens=int(body.get("max_tokens", 512)),
-                json_schema=json_schema,
-                timeout_s=body.get("timeout_s"),
-            )
-        except LLMUnavailableError as exc:
-            return {"object": "error", "error": str(exc)}
+        call = ChatCall(
+            messages=[ChatMessage.model_validate(m) for m in body.get("messages", [])],
+            temperature=float(body.get("temperature", 0.7)),
+            max_tokens=int(body.get("max_tokens", 512)),
+            json_schema=(response_format.get("json_schema") or {}).get("schema"),
+            timeout_s=body.get("timeout_s"),
+            seed=None if body.get("seed") is None else int(body["seed"]),
+        )
+        if isinstance(self.client, TransformersChatClient):
+            answer = await self._chat_batch(call)
+        else:
+            answer = await self._chat_one(call)
+        if isinstance(answer, LLMUnavailableError):
+            return {"object": "error", "error": str(answer)}
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
             ],
             "usage": {"seconds": round(time.perf_counter() - started, 3)},
         }
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def _chat_batch(self, calls: list[ChatCall]) -> list[str | LLMUnavailableError]:
+        return await self.client.chat_many(calls)
+
+    async def _chat_one(self, call: ChatCall) -> str | LLMUnavailableError:
+        client = self._seeded_client(call.seed)
+        try:
+            return await client.chat(
+                call.messages,
+                temperature=call.temperature,
+                max_tokens=call.max_tokens,
+                json_schema=call.json_schema,
+                timeout_s=call.timeout_s,
+            )
+        except LLMUnavailableError as exc:
+            return exc
 
 
 def _llm_device(device: str) -> str:

@@ -52,6 +52,7 @@ _DEPLOYMENT_FIELDS = {
     "llm",
     "generator_batch",
     "scorer_batch",
+    "llm_batch",
 }
 
 
@@ -91,7 +92,9 @@ def _build_llm(app_args: AppArgs, defaults: dict[str, Any]) -> Application:
         return build_llm_deployment(llm_config, name_prefix="scenechain-")
     from deployments.llm import LLMDeployment  # noqa: PLC0415
 
-    return LLMDeployment.options(**_options(app_args.llm, defaults)).bind(_payload(app_args, ("llm",)))
+    return LLMDeployment.options(**_options(app_args.llm, defaults)).bind(
+        _payload(app_args, ("llm",), keep=("llm_batch",))
+    )
 
 
 def build_app(args: dict[str, Any] | AppArgs | None = None) -> Application:

@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from agents.enhancer import EnhancerSettings, enhance_prompt
-from agents.llm_client import ChatMessage, LLMTimeoutError, TransformersChatClient, build_chat_client
+from agents.llm_client import (
+    ChatCall,
+    ChatMessage,
+    LLMTimeoutError,
+    TransformersChatClient,
+    build_chat_client,
+)
 from agents.planner import plan_storyboard
 from weights.forge import ensure_forged
 from weights.profiles import get_profile
@@ -40,6 +46,30 @@ def test_sampling_is_seeded(tiny_client: TransformersChatClient) -> None:
     second = asyncio.run(tiny_client.with_seed(7).chat(messages, max_tokens=12))
     other = asyncio.run(tiny_client.with_seed(8).chat(messages, max_tokens=12))
     assert first == second and first != other and first.strip()
+
+
+def test_a_batched_request_answers_what_it_answers_alone(tiny_client: TransformersChatClient) -> None:
+    # Different lengths (left padding), temperatures (greedy and sampled), budgets and seeds.
+    calls = [
+        ChatCall(messages=[ChatMessage(role="user", content="Describe a car.")], max_tokens=16, seed=3),
+        ChatCall(
+            messages=[
+                ChatMessage(role="system", content="You are a cinematographer writing shot lists."),
+                ChatMessage(role="user", content="Rewrite: a runner at dawn on a ridge, wide shot."),
+            ],
+            temperature=0.0,
+            max_tokens=24,
+            seed=4,
+        ),
+        ChatCall(messages=[ChatMessage(role="user", content="Hi")], temperature=1.3, max_tokens=8, seed=5),
+    ]
+    batched = asyncio.run(tiny_client.chat_many(calls))
+    alone = [asyncio.run(tiny_client.chat_many([call]))[0] for call in calls]
+    assert batched == alone
+    assert len(set(batched)) == 3 and all(isinstance(text, str) and text for text in batched)
+    # the seed is what fixes a row: another seed in the same batch position answers differently
+    reseeded = asyncio.run(tiny_client.chat_many([calls[0].model_copy(update={"seed": 99}), *calls[1:]]))
+    assert reseeded[0] != batched[0] and reseeded[1:] == batched[1:]
 
 
 def test_time_limit_raises_timeout(tiny_client: TransformersChatClient) -> None:

@@ -71,7 +71,9 @@ def _run_graph(
     from serve.config import AppArgs  # noqa: PLC0415
 
     output_dir = tempfile.mkdtemp(prefix="scenechain-bench-")
-    args = AppArgs(profile=profile, output_dir=output_dir)
+    # One Director replica runs every submitted generation at once (the app's default is 4), so the
+    # LLM and generator batches can fill up to c.
+    args = AppArgs(profile=profile, output_dir=output_dir, max_concurrent_generations=max(concurrencies))
     port = _free_port()
     ray.init(address="local", num_cpus=num_cpus, num_gpus=1, include_dashboard=False)
     results: dict[int, dict[str, Any]] = {}

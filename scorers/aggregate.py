@@ -58,6 +58,13 @@ class AggregateResult(BaseModel):
     weights: dict[str, float] = Field(description="Re-normalised weights applied to the scorers used.")
 
 
+def failure_reason(exc: BaseException) -> str:
+    """One line a user can read: the error type and its first line (a Ray error's actor ids, pids
+    and addresses stay in the logs)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0].strip()}"[:300] if lines else type(exc).__name__
+
+
 def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
     """Known names, finite, non-negative; raises ValueError otherwise."""
     unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
@@ -89,7 +96,7 @@ def aggregate(
         if result is None:
             continue
         if isinstance(result, BaseException):
-            failed[name] = f"{type(result).__name__}: {result}" if str(result) else type(result).__name__
+            failed[name] = failure_reason(result)
             continue
         if image_count is None:
             image_count = len(result.normalized)

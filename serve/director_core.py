@@ -419,6 +419,7 @@ class _Run:
 
     async def execute(self) -> None:
         started = time.perf_counter()
+        await self.events.catch_up()  # a resumed run re-announces what a crash kept from the log
         await self.persist(stage="planning")
 
         # 1. plan (skipped when resuming a planned generation)

@@ -557,6 +557,32 @@ class EventRecorder:
         for type, scene, data in self._diff.diff(self.row):
             await self.emit(type, scene, data)
 
+    async def catch_up(self) -> None:
+        """A resumed run: emit what the row holds but the log lacks.
+
+        The row update and its events are separate transactions; a process that dies between them
+        loses the events, and the row is the truth. A fresh run has nothing to catch up.
+        """
+        if self.store is None:
+            return
+        logged: list[GenerationEvent] = []
+        try:
+            while page := await asyncio.to_thread(
+                self.store.read, self.generation_id, logged[-1].seq if logged else 0
+            ):
+                logged.extend(page)
+        except Exception:
+            logger.exception(
+                "[generation %s] could not read the event log to catch up",
+                self.generation_id,
+                extra={"generation_id": self.generation_id},
+            )
+            return
+        self._diff.scenes_seen = sum(event.type == "scene_done" for event in logged)
+        self._diff.warnings_seen = sum(event.type == "warning" for event in logged)
+        for type, scene, data in self._diff.diff(self.row):
+            await self.emit(type, scene, data)
+
     async def enhancement(self, scene: int, trace_files: Mapping[str, str]) -> None:
         """One ``enhancer_iteration`` event per Cinematographer rewrite + critic verdict."""
         for entry in enhancement_trace(trace_files)["iterations"]:

@@ -460,3 +460,22 @@ def test_stream_stops_after_max_duration_so_clients_reconnect() -> None:
         stream_events(MemoryEventStore(), GID, Row().snapshot, after_seq=3, poll_s=0.01, max_duration_s=0.05)
     )
     assert decoded(chunks) == []
+
+
+def test_a_resumed_run_catches_up_events_a_crash_kept_from_the_log() -> None:
+    store = MemoryEventStore()
+    scenes = [{"index": 1, "seeds": [1]}, {"index": 2, "seeds": [1]}]
+    before = {"id": GID, "status": "running", "stage": "scene 1: starting"}
+    # the first run logged scene 1, then died after committing scene 2's row but before its events
+    asyncio.run(EventRecorder(store, GID, before).observe(scenes=scenes[:1], stage="scene 2: starting"))
+    row = {**before, "stage": "scene 3: starting", "scenes": scenes, "warnings": ["w1"]}
+    resumed = EventRecorder(store, GID, row)
+    asyncio.run(resumed.catch_up())
+    asyncio.run(resumed.catch_up())  # idempotent: a second catch-up adds nothing
+    events = store.read(GID)
+    assert [e.scene for e in events if e.type == "scene_done"] == [1, 2]
+    assert [e.data.get("message") for e in events if e.type == "warning"] == ["w1"]
+    # a fresh run has nothing to catch up
+    fresh = MemoryEventStore()
+    asyncio.run(EventRecorder(fresh, "other", {"id": "other"}).catch_up())
+    assert fresh.read("other") == []

@@ -59,7 +59,13 @@ class LiveApp:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the tests on the shared app last: its Ray cluster lives until the session ends, and
     other modules start (and stop) clusters of their own in this process."""
-    items.sort(key=lambda item: "live_app" in getattr(item, "fixturenames", ()))
+    items.sort(
+        key=lambda item: (
+            "live_app" in getattr(item, "fixturenames", ())
+            # a module that asks for live_app at run time (request.getfixturevalue) says so
+            or getattr(getattr(item, "module", None), "USES_LIVE_APP", False)
+        )
+    )
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,10 @@ BRIEF = "A 20-second ad for a citrus soda: friends share a can on a rooftop at s
 FINISH_TIMEOUT_S = 420.0
 
 
+# The server fixture may start the session's live_app: run this module with the live_app tests, last.
+USES_LIVE_APP = True
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):

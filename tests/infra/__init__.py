@@ -8,6 +8,9 @@ so the calling fixture can ``pytest.skip`` with the reason.
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
+from typing import Any
 
 
 class ServiceUnavailable(RuntimeError):
@@ -19,3 +22,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.5) -> Any:
+    """Poll ``condition`` until truthy (returned) or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(poll_s)

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import httpx
 import psutil
 import pytest
 from conftest import FINISHED, tiny_config_args
-from infra import free_port
+from infra import free_port, wait_for
 
 from serve.auth import mint_token
 from serve.config import AppArgs
@@ -60,18 +59,6 @@ CONTRACT_FILES = {
     "quality_scores.json",
 }
 ITERATION_FILE = re.compile(r"^\d\d_agent[12]_iteration_1\.txt$")
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.2) -> Any:
-    """Poll ``condition`` until truthy (returned) or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(poll_s)
 
 
 class RestartableApp:
@@ -174,7 +161,7 @@ def _wait_gone(pids: dict[str, int], timeout_s: float = 60) -> None:
                 continue
         return not alive
 
-    wait_for(gone, timeout_s, f"the old cluster's actor processes {pids} to exit")
+    wait_for(gone, timeout_s, f"the old cluster's actor processes {pids} to exit", poll_s=0.2)
 
 
 @pytest.fixture(scope="module")

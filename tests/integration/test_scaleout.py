@@ -14,13 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import httpx
 import pytest
+from infra import wait_for
 
 # The timeout covers a run in an isolated interpreter (see isolated_outcomes); tests have their own deadlines.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1600)]
@@ -28,18 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(160
 APP = "scenechain"
 DEPLOY_TIMEOUT_S = 240
 GENERATION_TIMEOUT_S = 180
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.5) -> Any:
-    """Poll ``condition`` until truthy (returned) or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(poll_s)
 
 
 class LocalCluster:

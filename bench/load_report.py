@@ -168,7 +168,7 @@ class LoadReport:
 
 
 def _headers(jwt: Any, user: str) -> dict[str, str]:
-    from serve.auth import mint_token  # noqa: PLC0415
+    from api.auth import mint_token  # noqa: PLC0415
 
     return {"Authorization": f"Bearer {mint_token(jwt, user)}"}
 

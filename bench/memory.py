@@ -332,7 +332,7 @@ class StackSampler:
 
 
 def _run_generation(base_url: str, jwt: Any, timeout_s: float = 900.0) -> dict[str, Any]:
-    from serve.auth import mint_token  # noqa: PLC0415
+    from api.auth import mint_token  # noqa: PLC0415
 
     headers = {"Authorization": f"Bearer {mint_token(jwt, 'memory')}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:

@@ -8,7 +8,7 @@ the graph side only, the Serve proxy and the deployment-handle hops.
 
 - graph: the REAL ``Ingress`` and REAL ``DirectorDeployment`` bound to instant model deployments,
   on local Ray Serve (this bench-only graph lives here; ``serve/app.py`` stays the production builder);
-- plain: the same FastAPI routes (``serve.ingress.create_api``) and the same ``DirectorCore`` with
+- plain: the same FastAPI routes (``api.ingress.create_api``) and the same ``DirectorCore`` with
   the same instant ports as plain Python objects, in one uvicorn process on loopback, no Ray.
 
 Both run at once; one HTTP client alternates between them request by request, so both see the same
@@ -40,9 +40,9 @@ from PIL import Image
 from ray import serve
 
 from bench.common import BenchResult, free_port, local_serve_app, machine_info, percentile, write_result
+from director.ports import EnhanceOutcome, PlannedSceneOut, PlanOutcome, ScoreOutcome
 from generator.core import GeneratedImage, GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
-from serve.director_core import EnhanceOutcome, PlannedSceneOut, PlanOutcome, ScoreOutcome
 
 FINISHED = ("completed", "failed", "cancelled")
 GOAL_MS = 15.0
@@ -139,6 +139,9 @@ class InstantPorts:
 class InstantEnhancer:
     """OVERHEAD BENCHMARK ONLY: the Enhancer's plan/enhance, answering at once."""
 
+    def __init__(self, settings: dict[str, Any], llm: Any = None) -> None:
+        self.settings = settings
+
     async def plan(self, brief: str, num_scenes: int, seed: int | None = None) -> PlanOutcome:
         return instant_plan(brief, num_scenes)
 
@@ -157,36 +160,43 @@ class InstantEnhancer:
 class InstantGenerator:
     """OVERHEAD BENCHMARK ONLY: the Generator's generate, a constant PNG per seed."""
 
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         return instant_generation(request)
+
+
+@serve.deployment(name="InstantLLM", max_ongoing_requests=64)
+class InstantLLM:
+    """OVERHEAD BENCHMARK ONLY: stands in for the LLM deployment (the instant Enhancer never calls it)."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
 
 
 @serve.deployment(name="InstantScorer", max_ongoing_requests=64)
 class InstantScorer:
     """OVERHEAD BENCHMARK ONLY: a Scorer's score, constant scores."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.name = settings["name"]
 
     async def score(self, request: Any) -> ScoreOutcome:
-        # request: deployments.scorer.ScoreRequest (prompt, images), as the real Director sends it
+        # request: director.ports.ScoreRequest (prompt, images), as the real Director sends it
         return ScoreOutcome(result=instant_scores(self.name, len(request.images)))
 
 
 def build_overhead_graph(args: dict[str, Any]) -> Any:
-    """The REAL Ingress and REAL Director bound to the instant deployments (bench-only graph)."""
-    from deployments.director import DirectorDeployment  # noqa: PLC0415
-    from serve.config import SCORER_ROLES  # noqa: PLC0415
-    from serve.ingress import Ingress  # noqa: PLC0415
+    """The REAL Ingress and REAL Director in ``build_app``'s own graph, over instant deployments."""
+    from serve.app import DeploymentClasses, build_app  # noqa: PLC0415
 
-    cpu = {"ray_actor_options": {"num_cpus": 0.1}}
-    scorers = {
-        name: InstantScorer.options(name=f"InstantScorer_{name}", **cpu).bind(name) for name in SCORER_ROLES
-    }
-    director = DirectorDeployment.options(**cpu).bind(
-        args, InstantEnhancer.options(**cpu).bind(), InstantGenerator.options(**cpu).bind(), scorers
+    return build_app(
+        args,
+        DeploymentClasses(
+            enhancer=InstantEnhancer, llm=InstantLLM, generator=InstantGenerator, scorer=InstantScorer
+        ),
     )
-    return Ingress.options(**cpu).bind(args, director)
 
 
 # -- the plain baseline: same routes, same Director core, one process, no Ray ---------------------
@@ -207,23 +217,23 @@ class InProcessDirector:
 
 def create_plain_app(args: dict[str, Any]) -> Any:
     """FastAPI app: ``create_api(IngressService(...))`` over an in-process DirectorCore + instant ports."""
+    from api.ingress import IngressService, create_api  # noqa: PLC0415
+    from director.core import DirectorCore  # noqa: PLC0415
     from serve.config import AppArgs  # noqa: PLC0415
-    from serve.db import Database  # noqa: PLC0415
-    from serve.director_core import DirectorCore, director_settings  # noqa: PLC0415
-    from serve.events import SqlEventStore  # noqa: PLC0415
-    from serve.ingress import IngressService, create_api  # noqa: PLC0415
-    from serve.storage import Storage  # noqa: PLC0415
+    from store.db import Database  # noqa: PLC0415
+    from store.events import SqlEventStore  # noqa: PLC0415
+    from store.storage import Storage  # noqa: PLC0415
 
-    app_args = AppArgs.model_validate(args)
+    app_args = AppArgs.model_validate(args).resolved()
     db = Database(app_args.resolved_database_url())
     core = DirectorCore(
         db,
         Storage(app_args.resolved_output_dir()),
         InstantPorts(),
-        director_settings(app_args),  # what DirectorDeployment gives its core: both sides match
+        app_args.director_settings(),  # what DirectorDeployment gives its core: both sides match
         events=SqlEventStore(db.engine),
     )
-    return create_api(IngressService(app_args, InProcessDirector(core), db=db))
+    return create_api(IngressService(app_args.ingress_settings(), InProcessDirector(core), db=db))
 
 
 def serve_plain(port: int, output_dir: str) -> None:
@@ -366,7 +376,7 @@ def bench_overhead(repeats: int = 50, warmup: int = 5, num_cpus: int = 4) -> Ben
         plain_server(plain_dir) as plain_url,
         local_serve_app(lambda: build_overhead_graph(graph_args), num_cpus=num_cpus) as graph_url,
     ):
-        from serve.auth import mint_token  # noqa: PLC0415
+        from api.auth import mint_token  # noqa: PLC0415
         from serve.config import AppArgs  # noqa: PLC0415
 
         headers = {"Authorization": f"Bearer {mint_token(AppArgs().jwt, 'overhead')}"}
@@ -409,7 +419,7 @@ def bench_overhead(repeats: int = 50, warmup: int = 5, num_cpus: int = 4) -> Ben
             "requests": {"simple": SIMPLE, "advanced": ADVANCED},
             "poll_interval_s": 0.002,
             "order": "graph and plain alternate request by request, order swapped every round",
-            "plain": "serve.ingress.create_api over IngressService + in-process DirectorCore, uvicorn, 1 process",
+            "plain": "api.ingress.create_api over IngressService + in-process DirectorCore, uvicorn, 1 process",
             "graph": "real Ingress + real DirectorDeployment + instant deployments, local Ray Serve",
             "ray_num_cpus": num_cpus,
             "figures": FIGURES,

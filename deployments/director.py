@@ -10,22 +10,21 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from generator.core import GenerationRequest, GenerationResult
-from scorers.base import ScoreResult
-from serve.config import AppArgs
-from serve.db import Database
-from serve.director_core import (
-    DirectorCore,
+from deployments.settings import DirectorReplicaSettings
+from director.core import DirectorCore, purge_finished_before, retention_cutoff
+from director.ports import (
     EnhanceOutcome,
+    GenerationRequest,
+    GenerationResult,
     PlanOutcome,
+    ScoreRequest,
+    ScoreResult,
     ScorerFailed,
-    director_settings,
-    purge_finished_before,
-    retention_cutoff,
 )
-from serve.events import SqlEventStore
-from serve.faults import with_faults
-from serve.storage import Storage
+from store.db import Database
+from store.events import SqlEventStore
+from store.faults import with_faults
+from store.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +51,6 @@ class HandlePorts:
         return await self.generator.generate.remote(request)
 
     async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult:
-        from deployments.scorer import ScoreRequest  # noqa: PLC0415
-
         outcome = await self.scorers[scorer].score.remote(ScoreRequest(prompt=prompt, images=images))
         if outcome.result is None:
             raise ScorerFailed(outcome.error or "no result")
@@ -66,20 +63,20 @@ class DirectorDeployment:
 
     async def __init__(
         self,
-        args: dict[str, Any],
+        settings: dict[str, Any],
         enhancer: DeploymentHandle,
         generator: DeploymentHandle,
         scorers: dict[str, DeploymentHandle],
     ) -> None:
-        self.args = AppArgs.model_validate(args)
-        db = Database(self.args.resolved_database_url())
+        self.settings = DirectorReplicaSettings.model_validate(settings)
+        db = Database(self.settings.database_url)
         # Injected storage/DB faults (AppArgs.faults; off by default) wrap the real ones.
-        faulty_db, storage = with_faults(db, Storage(self.args.resolved_output_dir()), self.args.faults)
+        faulty_db, storage = with_faults(db, Storage(self.settings.output_dir), self.settings.faults)
         self.core = DirectorCore(
             faulty_db,
             storage,
             HandlePorts(enhancer, generator, scorers),
-            director_settings(self.args),
+            self.settings.core,
             events=SqlEventStore(db.engine),
         )
         # Async constructor: runs on the replica's event loop, so this task really runs.
@@ -102,9 +99,11 @@ class DirectorDeployment:
         # retention sweep every sweep_interval_s when a TTL is set.
         tick = max(0.5, self.core.settings.lease_timeout_s / 4)
         # A dead replica's generations become claimable after lease_timeout_s: look at least that often.
-        recover_every = min(self.args.recover_interval_s or float("inf"), self.core.settings.lease_timeout_s)
-        ttl = self.args.retention.ttl_days
-        sweep_every = self.args.retention.sweep_interval_s
+        recover_every = min(
+            self.settings.recover_interval_s or float("inf"), self.core.settings.lease_timeout_s
+        )
+        ttl = self.settings.retention.ttl_days
+        sweep_every = self.settings.retention.sweep_interval_s
         since_recover = since_sweep = float("inf")
         while True:
             try:

@@ -9,6 +9,7 @@ request and seed give the same prompts. Results cross to the Director as ``PlanO
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -17,8 +18,9 @@ from ray.serve.handle import DeploymentHandle
 from agents.enhancer import EnhancerSettings, enhance_prompt
 from agents.llm_client import build_chat_client
 from agents.planner import plan_storyboard
-from serve.config import AppArgs
-from serve.director_core import EnhanceOutcome, PlannedSceneOut, PlanOutcome
+from deployments.settings import EnhancerReplicaSettings
+from director.ports import EnhanceOutcome, PlannedSceneOut, PlanOutcome
+from weights.profiles import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -27,20 +29,26 @@ logger = logging.getLogger(__name__)
 class EnhancerDeployment:
     """Plans storyboards and enhances scene prompts."""
 
-    def __init__(self, args: dict[str, Any], llm: DeploymentHandle | None = None) -> None:
-        self.args = AppArgs.model_validate(args)
-        self.spec = self.args.model_spec("llm")
+    def __init__(self, settings: dict[str, Any], llm: DeploymentHandle | None = None) -> None:
+        self.settings = EnhancerReplicaSettings.model_validate(settings)
+        self.spec = self.settings.llm
         self.llm = llm
-        self.model_dir = self.args.resolved_model_dir()
+        self.model_dir = Path(self.settings.model_dir)
 
     def _client(self, seed: int | None) -> Any:
         # A cheap per-call client: the model stays in the LLM deployment; only the seed differs.
-        return build_chat_client(self.spec, model_dir=self.model_dir, seed=seed or 0, handle=self.llm)
+        return build_chat_client(
+            self.spec,
+            model_dir=self.model_dir,
+            seed=seed or 0,
+            handle=self.llm,
+            handle_request_type=_ray_serve_llm_request_type(self.spec),
+        )
 
     async def plan(self, brief: str, num_scenes: int, seed: int | None = None) -> PlanOutcome:
         """The storyboard plan (degraded, never raising, when the LLM fails)."""
         plan = await plan_storyboard(
-            self._client(seed), brief, num_scenes, timeout_s=self.args.enhancer.llm_timeout_s
+            self._client(seed), brief, num_scenes, timeout_s=self.settings.enhancer.llm_timeout_s
         )
         return PlanOutcome(
             scenes=[
@@ -62,8 +70,8 @@ class EnhancerDeployment:
         """The enhanced prompt and its trace files (the original prompt when the LLM fails)."""
         settings = EnhancerSettings(
             max_iterations=max_iterations,
-            approve_threshold=self.args.enhancer.approve_threshold,
-            timeout_s=self.args.enhancer.llm_timeout_s,
+            approve_threshold=self.settings.enhancer.approve_threshold,
+            timeout_s=self.settings.enhancer.llm_timeout_s,
         )
         result = await enhance_prompt(
             self._client(seed), prompt, settings, context=context, generation_id=generation_id
@@ -79,3 +87,12 @@ class EnhancerDeployment:
             warnings=list(result.warnings),
             trace_files=result.trace_files(),
         )
+
+
+def _ray_serve_llm_request_type(spec: ModelSpec) -> Any:
+    """ray.serve.llm's chat request model when the LLM is served by it (imported only then)."""
+    if spec.options.get("backend") != "ray-serve-llm":
+        return None
+    from ray.serve.llm.openai_api_models import ChatCompletionRequest  # noqa: PLC0415
+
+    return ChatCompletionRequest

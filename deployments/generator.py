@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from ray import serve
 
+from deployments.settings import GeneratorReplicaSettings
 from generator.core import DiffusionGenerator, GenerationRequest, GenerationResult
-from serve.config import AppArgs
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +29,19 @@ HEALTH_PROBE_IDLE_S = 120.0  # probe the model only when no batch succeeded this
 class GeneratorDeployment:
     """Wraps one ``DiffusionGenerator`` (model and defaults from the app's profile)."""
 
-    def __init__(self, args: dict[str, Any]) -> None:
-        app_args = AppArgs.model_validate(args)
-        profile = app_args.get_profile()
+    def __init__(self, settings: dict[str, Any]) -> None:
+        config = GeneratorReplicaSettings.model_validate(settings)
         self.core = DiffusionGenerator(
-            app_args.model_spec("diffusion"),
-            profile.generation,
-            device=profile.device,
-            dtype=profile.dtype,
-            model_dir=app_args.resolved_model_dir(),
+            config.spec,
+            config.generation,
+            device=config.device,
+            dtype=config.dtype,
+            model_dir=Path(config.model_dir),
         )
         self._pipeline = asyncio.Lock()  # batches and the health probe share one pipeline
         self._last_ok = time.monotonic()
-        self._generate_batch.set_max_batch_size(app_args.generator_batch.max_batch_size)
-        self._generate_batch.set_batch_wait_timeout_s(app_args.generator_batch.batch_wait_timeout_s)
+        self._generate_batch.set_max_batch_size(config.batch.max_batch_size)
+        self._generate_batch.set_batch_wait_timeout_s(config.batch.batch_wait_timeout_s)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Images for one request (batched with concurrent callers)."""

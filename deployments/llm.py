@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -26,7 +27,7 @@ from agents.llm_client import (
     TransformersChatClient,
     build_chat_client,
 )
-from serve.config import AppArgs
+from deployments.settings import LLMReplicaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +36,18 @@ logger = logging.getLogger(__name__)
 class LLMDeployment:
     """Serves the profile's ``llm`` role from this replica."""
 
-    def __init__(self, args: dict[str, Any]) -> None:
-        app_args = AppArgs.model_validate(args)
-        profile = app_args.get_profile()
-        self.spec = app_args.model_spec("llm")
+    def __init__(self, settings: dict[str, Any]) -> None:
+        config = LLMReplicaSettings.model_validate(settings)
+        self.spec = config.spec
         self.model = str(self.spec.options.get("model") or self.spec.source)
         self.client = build_chat_client(
-            self.spec, model_dir=app_args.resolved_model_dir(), device=_llm_device(profile.device)
+            self.spec, model_dir=Path(config.model_dir), device=_llm_device(config.device)
         )
         if isinstance(self.client, TransformersChatClient):
             # Load now, once: concurrent first calls would race in from_pretrained (meta tensors).
             self.client.load()
-        self._chat_batch.set_max_batch_size(app_args.llm_batch.max_batch_size)
-        self._chat_batch.set_batch_wait_timeout_s(app_args.llm_batch.batch_wait_timeout_s)
+        self._chat_batch.set_max_batch_size(config.batch.max_batch_size)
+        self._chat_batch.set_batch_wait_timeout_s(config.batch.batch_wait_timeout_s)
 
     def _seeded_client(self, seed: int | None) -> Any:
         """A client that samples with ``seed`` (sharing the loaded transformers model)."""

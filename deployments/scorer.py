@@ -9,51 +9,43 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from pydantic import BaseModel, Field
 from ray import serve
 
+from deployments.settings import ScorerReplicaSettings
+from director.ports import ScoreOutcome, ScoreRequest
 from scorers.base import ScoreResult
 from scorers.registry import build_scorer
-from serve.config import AppArgs
-from serve.director_core import ScoreOutcome
 
 logger = logging.getLogger(__name__)
-
-
-class ScoreRequest(BaseModel):
-    """Score the images of one scene against its prompt."""
-
-    prompt: str = Field(description="The scene prompt.")
-    images: list[bytes] = Field(description="PNG bytes, one per variation.")
 
 
 @serve.deployment(name="Scorer", max_ongoing_requests=32, health_check_period_s=30)
 class ScorerDeployment:
     """Wraps one scorer core chosen by ``name``."""
 
-    def __init__(self, args: dict[str, Any], name: str) -> None:
-        app_args = AppArgs.model_validate(args)
-        profile = app_args.get_profile()
-        self.name = name
+    def __init__(self, settings: dict[str, Any]) -> None:
+        config = ScorerReplicaSettings.model_validate(settings)
+        self.name = name = config.name
         self.load_error: str | None = None
         try:
             self.core = build_scorer(
                 name,
-                app_args.model_spec(name),  # type: ignore[arg-type]
-                device=profile.device,
-                dtype=profile.dtype,
-                model_dir=app_args.resolved_model_dir(),
+                config.spec,
+                device=config.device,
+                dtype=config.dtype,
+                model_dir=Path(config.model_dir),
             )
         except Exception as exc:
             # A scorer that cannot load answers every call with its error: the app still serves.
             logger.exception("scorer %s failed to load", name)
             self.core = None
             self.load_error = f"{type(exc).__name__}: {exc}"
-        self._score_batch.set_max_batch_size(app_args.scorer_batch.max_batch_size)
-        self._score_batch.set_batch_wait_timeout_s(app_args.scorer_batch.batch_wait_timeout_s)
+        self._score_batch.set_max_batch_size(config.batch.max_batch_size)
+        self._score_batch.set_batch_wait_timeout_s(config.batch.batch_wait_timeout_s)
 
     async def score(self, request: ScoreRequest) -> ScoreOutcome:
         """Scores of one scene's images (batched with concurrent callers)."""

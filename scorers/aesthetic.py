@@ -22,32 +22,12 @@ import torch
 
 from scorers.base import BatchScorer, ScorerError, resolve_device, resolve_dtype, shared_model
 from scorers.clipscore import OpenClipBundle, encode_images, load_open_clip, open_clip_model_name
+from weights.architectures import AestheticMLP
 
 if TYPE_CHECKING:
     from PIL import Image
 
 RATING_MIN, RATING_MAX = 1.0, 10.0
-
-
-class AestheticMLP(torch.nn.Module):
-    """The published predictor: five linear layers, dropout between, no activations."""
-
-    def __init__(self, input_size: int = 768) -> None:
-        super().__init__()
-        self.input_size = input_size
-        self.layers = torch.nn.Sequential(
-            torch.nn.Linear(input_size, 1024),
-            torch.nn.Dropout(0.2),
-            torch.nn.Linear(1024, 128),
-            torch.nn.Dropout(0.2),
-            torch.nn.Linear(128, 64),
-            torch.nn.Dropout(0.1),
-            torch.nn.Linear(64, 16),
-            torch.nn.Linear(16, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
 
 
 def rating_to_percent(rating: float) -> float:

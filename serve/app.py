@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from serve.config import SCORER_ROLES, AppArgs, DeploymentSettings, load_app_args
@@ -41,40 +42,55 @@ DEFAULT_ACTOR_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-# Fields applied through .options(), not needed inside replicas.
-_DEPLOYMENT_FIELDS = {
-    "ingress",
-    "director",
-    "generator",
-    "scorer",
-    "scorer_overrides",
-    "enhancer_deployment",
-    "llm",
-    "generator_batch",
-    "scorer_batch",
-    "llm_batch",
-}
-
-
-def _payload(app_args: AppArgs, roles: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The AppArgs a replica receives: only its own roles' model overrides (and ``keep`` fields).
-
-    A config change then restarts only the deployments it concerns (e.g. a scorer fault injection
-    restarts that scorer, not the generator).
-    """
-    data = app_args.model_dump(mode="json", exclude=_DEPLOYMENT_FIELDS - set(keep))
-    data["model_overrides"] = {role: v for role, v in data["model_overrides"].items() if role in roles}
-    return data
+def _settings(settings: BaseModel) -> dict[str, Any]:
+    """A deployment's own settings as plain data: a config change restarts only the deployments
+    whose settings changed, and no replica receives what it does not use (the JWT secret, say)."""
+    return settings.model_dump(mode="json")
 
 
 def _options(settings: DeploymentSettings, defaults: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {**settings.serve_options(defaults), **extra}
 
 
-def _build_llm(app_args: AppArgs, defaults: dict[str, Any]) -> Application:
+class DeploymentClasses(BaseModel):
+    """Deployment classes ``build_app`` binds; a benchmark swaps some (same constructor signatures)
+    and still gets the very graph, options and settings of production, never a re-bound copy."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    ingress: Any = Field(default=None, description="Ingress class; None: api.ingress.Ingress.")
+    director: Any = Field(default=None, description="Director class; None: DirectorDeployment.")
+    enhancer: Any = Field(default=None, description="Enhancer class; None: EnhancerDeployment.")
+    llm: Any = Field(
+        default=None, description="LLM class; None: LLMDeployment or ray.serve.llm per the profile."
+    )
+    generator: Any = Field(default=None, description="Generator class; None: GeneratorDeployment.")
+    scorer: Any = Field(
+        default=None, description="Scorer class (bound once per scorer); None: ScorerDeployment."
+    )
+
+    def resolved(self) -> DeploymentClasses:
+        """Every unset class filled with the production one."""
+        from api.ingress import Ingress  # noqa: PLC0415
+        from deployments.director import DirectorDeployment  # noqa: PLC0415
+        from deployments.enhancer import EnhancerDeployment  # noqa: PLC0415
+        from deployments.generator import GeneratorDeployment  # noqa: PLC0415
+        from deployments.scorer import ScorerDeployment  # noqa: PLC0415
+
+        return DeploymentClasses(
+            ingress=self.ingress or Ingress,
+            director=self.director or DirectorDeployment,
+            enhancer=self.enhancer or EnhancerDeployment,
+            llm=self.llm,
+            generator=self.generator or GeneratorDeployment,
+            scorer=self.scorer or ScorerDeployment,
+        )
+
+
+def _build_llm(app_args: AppArgs, defaults: dict[str, Any], llm_class: Any = None) -> Application:
     """The LLM deployment: ray.serve.llm (vLLM) for backend 'ray-serve-llm', ours otherwise."""
     spec = app_args.model_spec("llm")
-    if spec.options.get("backend") == "ray-serve-llm":
+    if llm_class is None and spec.options.get("backend") == "ray-serve-llm":
         from ray.serve.llm import LLMConfig, build_llm_deployment  # noqa: PLC0415
 
         serve_options = app_args.llm.serve_options(defaults)
@@ -90,20 +106,20 @@ def _build_llm(app_args: AppArgs, defaults: dict[str, Any]) -> Application:
             **({"accelerator_type": accelerator_type} if accelerator_type else {}),
         )
         return build_llm_deployment(llm_config, name_prefix="scenechain-")
-    from deployments.llm import LLMDeployment  # noqa: PLC0415
+    if llm_class is None:
+        from deployments.llm import LLMDeployment as llm_class  # noqa: PLC0415
 
-    return LLMDeployment.options(**_options(app_args.llm, defaults)).bind(
-        _payload(app_args, ("llm",), keep=("llm_batch",))
-    )
+    return llm_class.options(**_options(app_args.llm, defaults)).bind(_settings(app_args.llm_replica()))
 
 
-def build_app(args: dict[str, Any] | AppArgs | None = None) -> Application:
-    """The scenechain application for ``args`` (a dict from Serve, or AppArgs); env fills the gaps."""
-    from deployments.director import DirectorDeployment  # noqa: PLC0415
-    from deployments.enhancer import EnhancerDeployment  # noqa: PLC0415
-    from deployments.generator import GeneratorDeployment  # noqa: PLC0415
-    from deployments.scorer import ScorerDeployment  # noqa: PLC0415
-    from serve.ingress import Ingress  # noqa: PLC0415
+def build_app(
+    args: dict[str, Any] | AppArgs | None = None, deployments: DeploymentClasses | None = None
+) -> Application:
+    """The scenechain application for ``args`` (a dict from Serve, or AppArgs); env fills the gaps.
+
+    ``deployments`` swaps deployment classes (benchmarks' instant cores); production passes none.
+    """
+    classes = (deployments or DeploymentClasses()).resolved()
 
     # 1. resolve config: absolute dirs and DB URL, so every replica sees the same ones
     app_args = load_app_args(args).resolved()
@@ -111,25 +127,25 @@ def build_app(args: dict[str, Any] | AppArgs | None = None) -> Application:
     defaults = DEFAULT_ACTOR_OPTIONS["cpu" if profile.device == "cpu" else "gpu"]
 
     # 2. model deployments
-    llm = _build_llm(app_args, defaults["llm"])
-    enhancer = EnhancerDeployment.options(
-        **_options(app_args.enhancer_deployment, defaults["enhancer"])
-    ).bind(_payload(app_args, ("llm",)), llm)
-    generator = GeneratorDeployment.options(**_options(app_args.generator, defaults["generator"])).bind(
-        _payload(app_args, ("diffusion",), keep=("generator_batch",))
+    llm = _build_llm(app_args, defaults["llm"], classes.llm)
+    enhancer = classes.enhancer.options(**_options(app_args.enhancer_deployment, defaults["enhancer"])).bind(
+        _settings(app_args.enhancer_replica()), llm
+    )
+    generator = classes.generator.options(**_options(app_args.generator, defaults["generator"])).bind(
+        _settings(app_args.generator_replica())
     )
     scorers = {
-        name: ScorerDeployment.options(
-            **_options(app_args.scorer_settings(name), defaults["scorer"], name=f"Scorer_{name}")
-        ).bind(_payload(app_args, (name,), keep=("scorer_batch",)), name)
+        name: classes.scorer.options(
+            **_options(app_args.scorer_deployment(name), defaults["scorer"], name=f"Scorer_{name}")
+        ).bind(_settings(app_args.scorer_replica(name)))
         for name in SCORER_ROLES
     }
 
     # 3. orchestration and HTTP
-    director = DirectorDeployment.options(**_options(app_args.director, defaults["director"])).bind(
-        _payload(app_args), enhancer, generator, scorers
+    director = classes.director.options(**_options(app_args.director, defaults["director"])).bind(
+        _settings(app_args.director_replica()), enhancer, generator, scorers
     )
     logger.info("built scenechain app: profile=%s output=%s", app_args.profile, app_args.output_dir)
-    return Ingress.options(**_options(app_args.ingress, defaults["ingress"])).bind(
-        _payload(app_args), director
+    return classes.ingress.options(**_options(app_args.ingress, defaults["ingress"])).bind(
+        _settings(app_args.ingress_settings()), director
     )

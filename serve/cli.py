@@ -56,8 +56,8 @@ def _run(args: argparse.Namespace) -> int:
     import ray  # noqa: PLC0415
     from ray import serve  # noqa: PLC0415
 
+    from api.auth import mint_token  # noqa: PLC0415
     from serve.app import build_app  # noqa: PLC0415
-    from serve.auth import mint_token  # noqa: PLC0415
     from serve.config import AppArgs  # noqa: PLC0415
     from weights.forge import forge_profile  # noqa: PLC0415
 
@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from serve.auth import mint_token  # noqa: PLC0415
+    from api.auth import mint_token  # noqa: PLC0415
     from serve.config import AppArgs  # noqa: PLC0415
 
     print(mint_token(AppArgs.from_env().jwt, args.user, ttl_s=args.ttl))
@@ -127,10 +127,10 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
+    from director.core import purge_finished_before  # noqa: PLC0415
     from serve.config import AppArgs  # noqa: PLC0415
-    from serve.db import Database, utcnow  # noqa: PLC0415
-    from serve.director_core import purge_finished_before  # noqa: PLC0415
-    from serve.storage import Storage  # noqa: PLC0415
+    from store.db import Database, utcnow  # noqa: PLC0415
+    from store.storage import Storage  # noqa: PLC0415
 
     overrides: dict[str, Any] = {}
     if args.output_dir:
@@ -194,24 +194,25 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.set_defaults(handler=_cleanup)
 
     # Client side: generate / status / list against a running server.
-    from scenechain.cli_client import add_client_commands  # noqa: PLC0415
+    from scenechain.cli import add_client_commands  # noqa: PLC0415
 
     add_client_commands(commands)
 
+    # Benchmarks sit above the server (they build the app), so they run as their own module.
     bench = commands.add_parser(
-        "bench", help="Run the benchmarks (JSON + PNG + SUMMARY.md in bench/results)."
+        "bench",
+        help="Run the benchmarks (python -m bench; JSON + PNG + SUMMARY.md in bench/results).",
+        add_help=False,
     )
-    from bench.__main__ import add_arguments as add_bench_arguments  # noqa: PLC0415
-
-    add_bench_arguments(bench)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="Arguments of python -m bench.")
     bench.set_defaults(handler=_bench)
     return parser
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from bench.__main__ import run as run_benchmarks  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
 
-    return run_benchmarks(args)
+    return subprocess.call([sys.executable, "-m", "bench", *args.bench_args])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,14 +11,25 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.auth import JwtSettings
+from api.ingress import IngressSettings
+from api.quotas import QuotaSettings
+from deployments.settings import (
+    BatchSettings,
+    DirectorReplicaSettings,
+    EnhancerConfig,
+    EnhancerReplicaSettings,
+    GeneratorReplicaSettings,
+    LLMReplicaSettings,
+    ScorerReplicaSettings,
+)
+from director.core import DirectorSettings, RetentionSettings
+from store.faults import FaultSettings, RetryPolicy
 from weights.profiles import ROLES, ModelSpec, Profile, Role, get_profile
 
 SCORER_ROLES: tuple[str, ...] = ("pickscore", "clipscore", "vqa", "aesthetic")
-DEFAULT_DEV_SECRET = (
-    "scenechain-dev-secret-change-me-in-production"  # dev only; production sets SCENECHAIN_JWT_SECRET
-)
 
 
 class _Strict(BaseModel):
@@ -71,125 +82,11 @@ class DeploymentSettings(_Strict):
         return options
 
 
-class BatchSettings(_Strict):
-    """``@serve.batch`` knobs of a batched deployment."""
-
-    max_batch_size: int = Field(default=4, ge=1, le=256, description="Most requests merged into one batch.")
-    batch_wait_timeout_s: float = Field(
-        default=0.05, ge=0, le=10, description="How long a partial batch waits for more requests."
-    )
-
-
-class JwtSettings(_Strict):
-    """Bearer-token verification (and dev-token minting)."""
-
-    algorithm: Literal["HS256", "RS256"] = Field(default="HS256", description="JWT signature algorithm.")
-    secret: str = Field(default=DEFAULT_DEV_SECRET, description="HS256 shared secret.")
-    public_key: str | None = Field(default=None, description="RS256 PEM public key (verification).")
-    private_key: str | None = Field(default=None, description="RS256 PEM private key (only to mint tokens).")
-    issuer: str = Field(default="scenechain", description="Expected 'iss' claim.")
-    audience: str | None = Field(default=None, description="Expected 'aud' claim, if any.")
-    default_ttl_s: int = Field(default=24 * 3600, ge=1, description="Lifetime of minted dev tokens.")
-
-    @model_validator(mode="after")
-    def _check_keys(self) -> JwtSettings:
-        if self.algorithm == "RS256" and not self.public_key:
-            raise ValueError("jwt.algorithm RS256 needs jwt.public_key")
-        return self
-
-
 class ModelOverride(_Strict):
     """Replace a role's model source and/or merge options into it (e.g. {'options': {'fail': 'boom'}})."""
 
     source: str | None = Field(default=None, description="New model source; None keeps the profile's.")
     options: dict[str, Any] = Field(default_factory=dict, description="Merged over the profile's options.")
-
-
-class EnhancerConfig(_Strict):
-    """Prompt-enhancer and planner settings (the per-request iteration cap comes from the request)."""
-
-    approve_threshold: float = Field(default=85.0, ge=0, le=100, description="Critic score that approves.")
-    llm_timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one LLM call.")
-    plan_timeout_s: float = Field(default=300.0, gt=0, description="Timeout of storyboard planning.")
-    enhance_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of one scene's enhancement.")
-
-
-class RetentionSettings(_Strict):
-    """How long finished generations (rows, images, traces) are kept."""
-
-    ttl_days: float | None = Field(
-        default=None, gt=0, description="Delete finished generations older than this."
-    )
-    sweep_interval_s: float = Field(default=3600.0, gt=0, description="How often the Director sweeps.")
-
-
-class RetryPolicy(_Strict):
-    """Retry of transient storage/DB errors: exponential backoff with jitter (docs/reliability.md).
-
-    Retry k (1-based) waits ``min(max_delay_s, base_delay_s * 2**(k-1))``, less a random fraction
-    up to ``jitter`` of it (so replicas that failed together do not retry together). Keep the total
-    (about ``max_delay_s * attempts`` at worst) well under ``lease_timeout_s``.
-    """
-
-    attempts: int = Field(default=6, ge=1, le=100, description="Tries in all, the first one included.")
-    base_delay_s: float = Field(
-        default=0.5, ge=0, description="Wait before the first retry; doubles each retry."
-    )
-    max_delay_s: float = Field(default=8.0, ge=0, description="Longest wait between two tries.")
-    jitter: float = Field(
-        default=0.5, ge=0, le=1, description="Fraction of each wait drawn at random (0: fixed waits)."
-    )
-
-    def delay_s(self, retry: int, draw: float) -> float:
-        """The wait before retry ``retry`` (1-based); ``draw`` is a uniform random number in [0, 1)."""
-        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
-        return delay * (1.0 - self.jitter * draw)
-
-
-class FaultSettings(_Strict):
-    """Fault injection into the Director's storage and DB calls (serve/faults.py); all off by default.
-
-    The faults hit the real retry code path: the wrappers raise the errors a real outage raises.
-    Model faults are injected through ``model_overrides`` options instead.
-    """
-
-    storage_write_failures: int = Field(
-        default=0,
-        ge=0,
-        description="This many of the Director's storage writes in a row raise OSError('injected storage write failure').",
-    )
-    storage_write_failures_after: int = Field(
-        default=0, ge=0, description="Storage writes that succeed before the injected failures start."
-    )
-    db_unavailable_s: float = Field(
-        default=0.0,
-        ge=0,
-        description="Length of an injected DB outage: every Director DB call raises OperationalError meanwhile.",
-    )
-    db_unavailable_after_updates: int = Field(
-        default=0,
-        ge=0,
-        description="Generation updates that succeed before the outage starts (it starts at the next update).",
-    )
-
-    @property
-    def enabled(self) -> bool:
-        """True when any fault is injected."""
-        return self.storage_write_failures > 0 or self.db_unavailable_s > 0
-
-
-class QuotaSettings(_Strict):
-    """Per-user limits on POST /api/generate (HTTP 429 + Retry-After); None switches a limit off."""
-
-    max_active_per_user: int | None = Field(
-        default=None, ge=1, description="Queued + running generations one user may have at once."
-    )
-    rate_limit_per_user: int | None = Field(
-        default=None, ge=1, description="Generations one user may submit per rate_window_s (sliding)."
-    )
-    rate_window_s: float = Field(
-        default=60.0, gt=0, description="Length in seconds of the sliding window of rate_limit_per_user."
-    )
 
 
 class AppArgs(_Strict):
@@ -242,6 +139,10 @@ class AppArgs(_Strict):
         gt=0,
         description="A running generation whose Director replica is silent this long is resumed by another.",
     )
+    generate_timeout_s: float = Field(
+        default=900.0, gt=0, description="Timeout of one scene's generation call (all its variations)."
+    )
+    score_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of one scorer call.")
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="Retention/TTL.")
     faults: FaultSettings = Field(
         default_factory=FaultSettings, description="Fault injection for tests and drills; all off by default."
@@ -341,7 +242,7 @@ class AppArgs(_Strict):
             raise ValueError("database_url is required when output_dir is not a local path")
         return f"sqlite:///{Path(self.resolved_output_dir()) / 'scenechain.db'}"
 
-    def scorer_settings(self, name: str) -> DeploymentSettings:
+    def scorer_deployment(self, name: str) -> DeploymentSettings:
         """The deployment settings of one scorer: 'scorer' with its per-scorer override merged over."""
         override = self.scorer_overrides.get(name)
         if override is None:
@@ -362,6 +263,76 @@ class AppArgs(_Strict):
                 "output_dir": self.resolved_output_dir(),
                 "database_url": self.resolved_database_url(),
             }
+        )
+
+    # -- what each deployment receives ---------------------------------------------------------
+
+    def director_settings(self) -> DirectorSettings:
+        """The Director core's knobs (one place: deployment and benchmarks)."""
+        return DirectorSettings(
+            score_weights=self.score_weights,
+            max_concurrent_generations=self.max_concurrent_generations,
+            plan_timeout_s=self.enhancer.plan_timeout_s,
+            enhance_timeout_s=self.enhancer.enhance_timeout_s,
+            generate_timeout_s=self.generate_timeout_s,
+            score_timeout_s=self.score_timeout_s,
+            lease_timeout_s=self.lease_timeout_s,
+            io_retry=self.io_retry,
+        )
+
+    def director_replica(self) -> DirectorReplicaSettings:
+        """The Director deployment's settings (call on a ``resolved()`` copy)."""
+        return DirectorReplicaSettings(
+            database_url=self.resolved_database_url(),
+            output_dir=self.resolved_output_dir(),
+            core=self.director_settings(),
+            faults=self.faults,
+            recover_interval_s=self.recover_interval_s,
+            retention=self.retention,
+        )
+
+    def ingress_settings(self) -> IngressSettings:
+        """The Ingress deployment's settings."""
+        return IngressSettings(
+            app_name=self.app_name,
+            profile=self.profile,
+            database_url=self.resolved_database_url(),
+            output_dir=self.resolved_output_dir(),
+            jwt=self.jwt,
+            quotas=self.quotas,
+            max_queued_generations=self.max_queued_generations,
+            retry_after_s=self.retry_after_s,
+        )
+
+    def _model_replica(self, role: Role) -> dict[str, Any]:
+        profile = self.get_profile()
+        return {
+            "spec": self.model_spec(role),
+            "model_dir": str(self.resolved_model_dir()),
+            "device": profile.device,
+            "dtype": profile.dtype,
+        }
+
+    def generator_replica(self) -> GeneratorReplicaSettings:
+        """The Generator deployment's settings."""
+        return GeneratorReplicaSettings(
+            **self._model_replica("diffusion"),
+            generation=self.get_profile().generation,
+            batch=self.generator_batch,
+        )
+
+    def scorer_replica(self, name: str) -> ScorerReplicaSettings:
+        """One Scorer deployment's settings."""
+        return ScorerReplicaSettings(**self._model_replica(name), name=name, batch=self.scorer_batch)  # type: ignore[arg-type]
+
+    def llm_replica(self) -> LLMReplicaSettings:
+        """The LLM deployment's settings."""
+        return LLMReplicaSettings(**self._model_replica("llm"), batch=self.llm_batch)
+
+    def enhancer_replica(self) -> EnhancerReplicaSettings:
+        """The Enhancer deployment's settings."""
+        return EnhancerReplicaSettings(
+            llm=self.model_spec("llm"), model_dir=str(self.resolved_model_dir()), enhancer=self.enhancer
         )
 
     @classmethod

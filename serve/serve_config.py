@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from serve.config import AppArgs
-from serve.logging_setup import SETUP_HOOK
+from store.logging_setup import SETUP_HOOK
 
 IMPORT_PATH = "serve.app:build_app"
 
@@ -207,7 +207,7 @@ def render_serve_config(
     """A ``ServeDeploySchema``-shaped dict running ``serve.app:build_app`` with ``args``.
 
     ``instance`` holds the Serve-instance keys (``proxy_location``, ``http_options``); the
-    application's workers run ``serve.logging_setup.install`` (structured logs with ids) at start.
+    application's workers run ``store.logging_setup.install`` (structured logs with ids) at start.
     """
     config: dict[str, Any] = copy.deepcopy(instance or {})
     config["logging_config"] = {"encoding": log_encoding, "log_level": log_level, "enable_access_log": True}

@@ -558,7 +558,7 @@ def forge_trained_clip(out_dir: Path, seed: int, model_dir: Path) -> dict[str, A
 def _forge_aesthetic(out_dir: Path, seed: int, input_size: int) -> None:
     import torch  # noqa: PLC0415
 
-    from scorers.aesthetic import AestheticMLP  # noqa: PLC0415
+    from weights.architectures import AestheticMLP  # noqa: PLC0415
 
     torch.manual_seed(seed)
     mlp = AestheticMLP(input_size)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from serve.auth import mint_token
+from api.auth import mint_token
 from serve.config import AppArgs
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import inspect, text
 
-from serve.db import Database, GenerationNotFound, utcnow
+from store.db import Database, GenerationNotFound, utcnow
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ import jwt
 import pytest
 from PIL import Image
 
-from serve.auth import mint_token
+from api.auth import mint_token
 from serve.config import AppArgs
 
 pytestmark = pytest.mark.integration
@@ -266,14 +266,14 @@ def test_submit_watch_and_inspect_a_storyboard(
 
 
 def test_cli_generate_with_live_progress_and_downloads(server: tuple[str, str], tmp_path: Path) -> None:
-    from scenechain import Client, cli_client  # noqa: PLC0415
+    from scenechain import Client, cli  # noqa: PLC0415
 
     base, token = server
     out = tmp_path / "storyboard"
 
     # Simple mode keeps it quick; the browser test above runs the advanced path.
     brief = ["generate", "A 15-second ad for a bike light", "--scenes", "2", "--seed", "5", "--out", str(out)]
-    code = cli_client.main([*brief, "--url", base, "--token", token])
+    code = cli.main([*brief, "--url", base, "--token", token])
 
     assert code == 0
     status = json.loads((out / "status.json").read_text())

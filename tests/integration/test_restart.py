@@ -30,10 +30,10 @@ import pytest
 from conftest import FINISHED, tiny_config_args
 from infra import free_port, wait_for
 
-from serve.auth import mint_token
+from api.auth import mint_token
 from serve.config import AppArgs
-from serve.db import Database, GenerationRecord
-from serve.events import SqlEventStore
+from store.db import Database, GenerationRecord
+from store.events import SqlEventStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

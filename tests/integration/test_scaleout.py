@@ -169,7 +169,7 @@ def local_cluster(isolated_outcomes: dict | None) -> Iterator[LocalCluster | Non
             )
             ray.init(
                 address=cluster.address,
-                runtime_env={"worker_process_setup_hook": "serve.logging_setup.install"},
+                runtime_env={"worker_process_setup_hook": "store.logging_setup.install"},
                 log_to_driver=False,
             )
             port = free_port()
@@ -187,7 +187,7 @@ def local_cluster(isolated_outcomes: dict | None) -> Iterator[LocalCluster | Non
 
 
 def token(user: str = "alice") -> dict[str, str]:
-    from serve.auth import mint_token
+    from api.auth import mint_token
     from serve.config import AppArgs
 
     return {"Authorization": f"Bearer {mint_token(AppArgs().jwt, user)}"}
@@ -264,10 +264,10 @@ def test_generation_runs_across_nodes_with_gpu_replicas_on_the_gpu_node(
             assert document["image_quality_scores"], "advanced mode scores every scene"
 
         # 3. Prometheus metrics on the nodes' export ports: Serve's own, and ours once the Ingress records them
-        import serve.ingress
+        import api.ingress
 
         wanted = ["ray_serve_num_http_requests_total"]
-        if hasattr(serve.ingress, "metrics"):
+        if hasattr(api.ingress, "metrics"):
             wanted.append("ray_scenechain_requests_total{")
         wait_for(
             lambda: all(name in scrape(local_cluster) for name in wanted), 90, f"metrics {wanted}", poll_s=3

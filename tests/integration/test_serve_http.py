@@ -162,8 +162,7 @@ def test_auth_ownership_and_listing(live_app: LiveApp, runs: dict[str, dict[str,
 
 def test_python_handle_submits_and_awaits_with_the_same_request_model(live_app: LiveApp) -> None:
     from ray import serve  # noqa: PLC0415
-
-    from serve.schemas import GenerateRequest, GenerationStatus  # noqa: PLC0415
+    from scenechain.protocol import GenerateRequest, GenerationStatus  # noqa: PLC0415
 
     handle = serve.get_app_handle("scenechain")
     request = GenerateRequest(prompt="A poster for a night market", num_scenes=1, seed=5)

@@ -94,7 +94,7 @@ class ScorerLoad:
         ]
 
     def _run(self, k: int) -> None:
-        from deployments.scorer import ScoreRequest  # noqa: PLC0415
+        from director.ports import ScoreRequest  # noqa: PLC0415
 
         sent = 0
         while not self.stopping.is_set():

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from serve.storage import Storage
+from store.storage import Storage
 
 pytestmark = pytest.mark.integration
 

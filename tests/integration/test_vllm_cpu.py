@@ -134,6 +134,7 @@ def test_ray_serve_llm_serves_the_tiny_lm_on_cpu() -> None:
     import ray
     from ray import serve
     from ray.serve.llm import LLMConfig, build_llm_deployment
+    from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
     from agents.llm_client import HandleChatClient
     from agents.vllm_engine import CPU_KV_CACHE_GIB, STRUCTURED_OUTPUTS_CONFIG
@@ -156,7 +157,9 @@ def test_ray_serve_llm_serves_the_tiny_lm_on_cpu() -> None:
     try:
         serve.start(proxy_location="Disabled")  # handles only: no HTTP port to collide on
         handle = serve.run(build_llm_deployment(config, name_prefix="test-"), name="llm-cpu-test")
-        client = HandleChatClient(handle, model="tiny-llm", protocol="ray-serve-llm", seed=1)
+        client = HandleChatClient(
+            handle, model="tiny-llm", protocol="ray-serve-llm", seed=1, request_type=ChatCompletionRequest
+        )
         loop = asyncio.new_event_loop()
         try:
             reply = loop.run_until_complete(

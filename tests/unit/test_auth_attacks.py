@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from test_serve_fakes import RecordingDirector
 
-from serve.auth import mint_token
-from serve.config import AppArgs, JwtSettings
-from serve.ingress import IngressService, create_api
+from api.auth import JwtSettings, mint_token
+from api.ingress import IngressService, create_api
+from serve.config import AppArgs
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 BODY = {"prompt": "A 30-second ad for a solar bike light", "num_scenes": 1}
@@ -28,7 +28,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     args = AppArgs(
         output_dir=str(tmp_path / "out"), jwt=JwtSettings(secret=SECRET, audience="scenechain-api")
     )
-    service = IngressService(args, RecordingDirector())
+    service = IngressService(args.ingress_settings(), RecordingDirector())
     with TestClient(create_api(service)) as test_client:
         yield test_client
     service.db.close()

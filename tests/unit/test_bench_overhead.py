@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.auth import mint_token
 from bench.overhead import (
     ADVANCED,
     SIMPLE,
@@ -18,7 +19,6 @@ from bench.overhead import (
     overhead_summary,
 )
 from generator.core import GenerationRequest
-from serve.auth import mint_token
 from serve.config import AppArgs
 
 

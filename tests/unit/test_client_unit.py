@@ -22,6 +22,9 @@ import pydantic
 import pytest
 from PIL import Image
 from rich.console import Console
+from scenechain.client import parse_retry_after, resolve_connection
+from scenechain.events import GenerationEvent, format_sse, format_sse_comment
+from scenechain.protocol import GenerationStatus
 
 from scenechain import (
     AsyncClient,
@@ -35,11 +38,8 @@ from scenechain import (
     ServiceUnavailableError,
     ValidationError,
     WaitTimeout,
-    cli_client,
+    cli,
 )
-from scenechain.client import parse_retry_after, resolve_connection
-from serve.events import GenerationEvent, format_sse, format_sse_comment
-from serve.schemas import GenerationStatus
 
 URL = "http://scenechain.test"
 TOKEN = "tok.en.jwt"
@@ -547,10 +547,10 @@ def test_config_file_may_use_a_client_table_and_a_token_file(
 
 
 def run_cli(argv: list[str], server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    monkeypatch.setattr(cli_client, "make_client", lambda args: server.client())
-    monkeypatch.setattr("scenechain.cli_client.time.sleep", lambda _s: None)
+    monkeypatch.setattr(cli, "make_client", lambda args: server.client())
+    monkeypatch.setattr("scenechain.cli.time.sleep", lambda _s: None)
     parser = argparse.ArgumentParser(prog="scenechain")
-    cli_client.add_client_commands(parser.add_subparsers(dest="command", required=True))
+    cli.add_client_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     output = io.StringIO()
     args.console = Console(file=output, width=160, force_terminal=False, color_system=None)
@@ -658,7 +658,7 @@ def test_cli_without_a_token_exits_2_with_a_hint(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("SCENECHAIN_TOKEN", raising=False)
     monkeypatch.setenv("SCENECHAIN_CONFIG", str(tmp_path / "missing.toml"))
     parser = argparse.ArgumentParser(prog="scenechain")
-    cli_client.add_client_commands(parser.add_subparsers(dest="command", required=True))
+    cli.add_client_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["list"])
     output = io.StringIO()
     args.console = Console(file=output, width=160, color_system=None)

@@ -9,22 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scenechain.events import GenerationEvent, event_from_sse, format_sse, format_sse_comment, parse_sse
 from sqlalchemy import create_engine
 
-from serve.events import (
-    EventRecorder,
-    GenerationEvent,
-    MemoryEventStore,
-    RowSnapshot,
-    SqlEventStore,
-    enhancement_trace,
-    event_from_sse,
-    format_sse,
-    format_sse_comment,
-    parse_last_event_id,
-    parse_sse,
-    stream_events,
-)
+from api.events import parse_last_event_id, stream_events
+from director.events import EventRecorder, RowSnapshot, enhancement_trace
+from store.events import MemoryEventStore, SqlEventStore
 
 GID = "gen123"
 

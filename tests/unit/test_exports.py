@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scenechain import exports
-from scenechain.exports import (
+from api import exports
+from api.exports import (
     ExportError,
     SheetScene,
     animatic_frames,

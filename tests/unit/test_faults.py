@@ -1,7 +1,7 @@
 """Storage and DB faults in the Director: retried with backoff, failed with a clear error, or resumed.
 
 A real SQLite ``Database`` and a real ``Storage`` (tmp dirs), wrapped by the fault injectors of
-``serve.faults`` (what ``AppArgs.faults`` configures), under ``DirectorCore`` with fake model ports.
+``store.faults`` (what ``AppArgs.faults`` configures), under ``DirectorCore`` with fake model ports.
 The assertions are about persistence: statuses, errors, files, retries, and nothing redone.
 """
 
@@ -15,25 +15,27 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from scenechain.protocol import GenerateRequest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from test_serve_fakes import FakePorts
 
+from director.core import DirectorCore, DirectorSettings
 from generator.core import GenerationRequest, GenerationResult, GeneratorOutOfMemory
-from serve.config import AppArgs, FaultSettings, RetryPolicy
-from serve.db import Database, GenerationNotFound
-from serve.director_core import DirectorCore, DirectorSettings
-from serve.faults import (
+from serve.config import AppArgs
+from store.db import Database, GenerationNotFound
+from store.faults import (
     DatabaseUnavailable,
+    FaultSettings,
     FaultyDatabase,
     FaultyStorage,
+    RetryPolicy,
     StorageUnavailable,
     is_transient_db_error,
     is_transient_storage_error,
     retry_io,
     with_faults,
 )
-from serve.schemas import GenerateRequest
-from serve.storage import Storage, StorageError
+from store.storage import Storage, StorageError
 
 # Fast, fixed waits: 3 tries, 10 ms then 20 ms.
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01, max_delay_s=0.02, jitter=0)

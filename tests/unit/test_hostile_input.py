@@ -20,6 +20,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from scenechain.protocol import GenerateRequest
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -29,11 +30,10 @@ from schemathesis.specs.openapi.checks import (
 )
 from test_serve_fakes import FakePorts, RecordingDirector
 
-from serve.auth import mint_token
+from api.auth import mint_token
+from api.ingress import IngressService, create_api
+from director.core import DirectorCore, DirectorSettings
 from serve.config import AppArgs
-from serve.director_core import DirectorCore, DirectorSettings
-from serve.ingress import IngressService, create_api
-from serve.schemas import GenerateRequest
 
 AUTH = {"Authorization": f"Bearer {mint_token(AppArgs().jwt, 'alice')}"}
 JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
@@ -84,7 +84,7 @@ def run_to_completion(service: IngressService, generation_id: str) -> None:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     out_dir = tmp_path_factory.mktemp("hostile") / "out"
-    service = IngressService(AppArgs(output_dir=str(out_dir)), RecordingDirector())
+    service = IngressService(AppArgs(output_dir=str(out_dir)).ingress_settings(), RecordingDirector())
     app = create_api(service)
     with TestClient(app, raise_server_exceptions=False) as client:
         body = {
@@ -390,7 +390,7 @@ def test_prompts_are_data_never_commands_or_paths(tmp_path: Path) -> None:
         f"{{{{7*7}}}} && echo pwned > {canary}"
     )
     out_dir = tmp_path / "out"
-    service = IngressService(AppArgs(output_dir=str(out_dir)), RecordingDirector())
+    service = IngressService(AppArgs(output_dir=str(out_dir)).ingress_settings(), RecordingDirector())
     try:
         with TestClient(create_api(service)) as client:
             body = {

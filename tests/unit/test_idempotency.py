@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from test_serve_fakes import RecordingDirector
 
-from serve.auth import mint_token
+from api.auth import mint_token
+from api.ingress import IngressService, create_api
 from serve.config import AppArgs
-from serve.ingress import IngressService, create_api
 
 BODY = {"prompt": "A 30-second ad for a solar bike light", "num_scenes": 2, "seed": 3}
 
@@ -19,7 +19,7 @@ BODY = {"prompt": "A 30-second ad for a solar bike light", "num_scenes": 2, "see
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[TestClient, RecordingDirector, IngressService]]:
     director = RecordingDirector()
-    service = IngressService(AppArgs(output_dir=str(tmp_path / "out")), director)
+    service = IngressService(AppArgs(output_dir=str(tmp_path / "out")).ingress_settings(), director)
     with TestClient(create_api(service)) as client:
         yield client, director, service
     service.db.close()

@@ -16,12 +16,12 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from test_serve_fakes import RecordingDirector
 
-from serve import metrics
-from serve.auth import mint_token
-from serve.config import AppArgs, QuotaSettings
-from serve.db import Generation
-from serve.ingress import IngressService, create_api
-from serve.quotas import QuotaExceeded, check_quotas
+from api.auth import mint_token
+from api.ingress import IngressService, create_api
+from api.quotas import QuotaExceeded, QuotaSettings, check_quotas
+from serve.config import AppArgs
+from store import metrics
+from store.db import Generation
 
 BODY = {"prompt": "A 30-second ad for a solar bike light", "num_scenes": 2, "seed": 3}
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -44,7 +44,9 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
 
     def build(**args: Any) -> Api:
         director = RecordingDirector()
-        service = IngressService(AppArgs(output_dir=str(tmp_path / "out"), **args), director)
+        service = IngressService(
+            AppArgs(output_dir=str(tmp_path / "out"), **args).ingress_settings(), director
+        )
         client = TestClient(create_api(service)).__enter__()
         services.append(service)
         clients.append(client)

@@ -8,16 +8,16 @@ import pytest
 from fastapi.testclient import TestClient
 from test_serve_fakes import RecordingDirector, fake_png
 
-from serve.auth import mint_token
+from api.auth import mint_token
+from api.ingress import IngressService, create_api
 from serve.config import AppArgs
-from serve.ingress import IngressService, create_api
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> tuple[TestClient, IngressService, RecordingDirector]:
     args = AppArgs(output_dir=str(tmp_path / "out"))
     director = RecordingDirector()
-    service = IngressService(args, director)
+    service = IngressService(args.ingress_settings(), director)
     with TestClient(create_api(service)) as client:
         yield client, service, director
     service.db.close()

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from serve.auth import AuthError, mint_token, user_from_authorization, verify_token
+from api.auth import AuthError, JwtSettings, mint_token, user_from_authorization, verify_token
 from serve.cli import main, parse_duration
-from serve.config import AppArgs, JwtSettings
-from serve.db import Database
-from serve.storage import Storage
+from serve.config import AppArgs
+from store.db import Database
+from store.storage import Storage
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -56,7 +56,7 @@ def settings_by_deployment(args: AppArgs) -> dict[str, DeploymentSettings]:
         "Generator": args.generator,
         "LLM": args.llm,
     }
-    settings.update({f"Scorer_{name}": args.scorer_settings(name) for name in SCORER_ROLES})
+    settings.update({f"Scorer_{name}": args.scorer_deployment(name) for name in SCORER_ROLES})
     return settings
 
 
@@ -186,7 +186,7 @@ def test_the_generator_cli_prints_a_config_with_overrides(capsys: pytest.Capture
     ServeDeploySchema.model_validate(document)
     assert document["applications"][0]["args"]["output_dir"] == "s3://my-bucket/sc"
     assert document["applications"][0]["runtime_env"]["worker_process_setup_hook"] == (
-        "serve.logging_setup.install"
+        "store.logging_setup.install"
     )
 
 

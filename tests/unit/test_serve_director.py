@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from scenechain.protocol import GenerateRequest
 from test_serve_fakes import FakePorts, fake_png
 
-from serve.db import Database
-from serve.director_core import DirectorCore, DirectorSettings
-from serve.schemas import GenerateRequest
-from serve.storage import Storage
+from director.core import DirectorCore, DirectorSettings
+from store.db import Database
+from store.storage import Storage
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import io
 
 from PIL import Image
 
+from director.ports import EnhanceOutcome, PlannedSceneOut, PlanOutcome, ScorerFailed
 from generator.core import GeneratedImage, GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
-from serve.director_core import EnhanceOutcome, PlannedSceneOut, PlanOutcome, ScorerFailed
 
 
 def fake_png(*parts: object) -> bytes:

@@ -15,13 +15,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from scenechain.events import event_from_sse, parse_sse
 
+from api.auth import mint_token
+from api.exports import mp4_duration_s
+from api.ingress import IngressService, create_api
+from director.events import EventRecorder
 from scenechain import Client
-from scenechain.exports import mp4_duration_s
-from serve.auth import mint_token
 from serve.config import AppArgs
-from serve.events import EventRecorder, SqlEventStore, event_from_sse, parse_sse
-from serve.ingress import IngressService, create_api
+from store.events import SqlEventStore
 
 
 def png(colour: tuple[int, int, int]) -> bytes:
@@ -41,7 +43,7 @@ class IdleDirector:
 @pytest.fixture
 def app(tmp_path: Path) -> Any:
     args = AppArgs(output_dir=str(tmp_path / "out"))
-    service = IngressService(args, IdleDirector())
+    service = IngressService(args.ingress_settings(), IdleDirector())
     # The ingress installs the UI routes itself, on the events table of the app's own database.
     store = SqlEventStore(service.db.engine)
     api = create_api(service)

@@ -16,7 +16,7 @@ How the ids travel:
 ``render_serve_config`` names it as the ``worker_process_setup_hook`` so every Ray worker (each
 replica) runs it at start-up. One record per line::
 
-    {"ts": "2026-...Z", "level": "INFO", "logger": "serve.ingress", "message": "...",
+    {"ts": "2026-...Z", "level": "INFO", "logger": "api.ingress", "message": "...",
      "generation_id": "5f0c...", "request_id": "b1e2...", "deployment": "Director",
      "replica": "scenechain#Director#abc", "pid": 1234}
 """
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-SETUP_HOOK = "serve.logging_setup.install"
+SETUP_HOOK = "store.logging_setup.install"
 LEVEL_ENV = "SCENECHAIN_LOG_LEVEL"
 FORMAT_ENV = "SCENECHAIN_LOG_FORMAT"  # "json" (default) or "text"
 

@@ -26,18 +26,11 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from serve import metrics
-from serve.auth import AuthError, user_from_authorization
-from serve.config import AppArgs
-from serve.db import Database, GenerationNotFound, GenerationRecord, utcnow
-from serve.director_core import choose_seed
-from serve.quotas import QuotaExceeded, check_quotas, window_start
-from serve.schemas import (
+from scenechain.protocol import (
     FINISHED_STATUSES,
     GenerateAccepted,
     GenerateRequest,
@@ -50,8 +43,15 @@ from serve.schemas import (
     QuotaExceededBody,
     range_message,
 )
-from serve.storage import Storage
-from serve.ui_routes import install_ui
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.auth import AuthError, JwtSettings, user_from_authorization
+from api.quotas import QuotaExceeded, QuotaSettings, check_quotas, window_start
+from api.ui_routes import install_ui
+from director.records import choose_seed
+from store import metrics
+from store.db import Database, GenerationNotFound, GenerationRecord, utcnow
+from store.storage import Storage
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,25 @@ PNG = "image/png"
 # A valid generate body is at most ~75 KB even with every character JSON-escaped; refuse more unread.
 MAX_BODY_BYTES = 128 * 1024
 ID_RULE = "generation ids are 1-64 characters of A-Z, a-z, 0-9, '_' and '-'"
+
+
+class IngressSettings(BaseModel):
+    """What the Ingress deployment receives (built by ``AppArgs.ingress_settings``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_name: str = Field(default="scenechain", description="Serve application name (in /healthz).")
+    profile: str = Field(default="tiny", description="Model profile name (in /healthz).")
+    database_url: str = Field(description="SQLAlchemy URL of the app's database.")
+    output_dir: str = Field(description="Image/trace store: absolute local path or fsspec URL.")
+    jwt: JwtSettings = Field(default_factory=JwtSettings, description="Bearer-token verification.")
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings, description="Per-user limits (429).")
+    max_queued_generations: int | None = Field(
+        default=None, ge=1, description="Unfinished generations above which POST /api/generate answers 503."
+    )
+    retry_after_s: int = Field(
+        default=10, ge=1, description="Retry-After of 503 and concurrency-429 answers."
+    )
 
 
 class DirectorClient(Protocol):
@@ -101,11 +120,13 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 class IngressService:
     """Everything behind the routes and the handle methods."""
 
-    def __init__(self, args: AppArgs, director: DirectorClient, *, db: Database | None = None) -> None:
-        self.args = args
+    def __init__(
+        self, settings: IngressSettings, director: DirectorClient, *, db: Database | None = None
+    ) -> None:
+        self.settings = settings
         self.director = director
-        self.db = db or Database(args.resolved_database_url())
-        self.storage = Storage(args.resolved_output_dir())
+        self.db = db or Database(settings.database_url)
+        self.storage = Storage(settings.output_dir)
         self._admission = asyncio.Lock()
 
     # -- generations ---------------------------------------------------------------------------
@@ -140,11 +161,11 @@ class IngressService:
                     )
             # Per-user quotas (429) before the global queue (503): one user's burst is theirs to wait out.
             await self._check_quotas(user)
-            limit = self.args.max_queued_generations
+            limit = self.settings.max_queued_generations
             if limit is not None and await asyncio.to_thread(self.db.count_unfinished) >= limit:
                 raise Overloaded(
                     f"{limit} generations are already queued or running; retry later",
-                    self.args.retry_after_s,
+                    self.settings.retry_after_s,
                     "queue_full",
                 )
             await asyncio.to_thread(
@@ -172,7 +193,7 @@ class IngressService:
 
     async def _check_quotas(self, user: str) -> None:
         """Raise ``QuotaExceeded`` when ``user`` is over a per-user limit (counted in the DB)."""
-        quotas = self.args.quotas
+        quotas = self.settings.quotas
         if quotas.max_active_per_user is None and quotas.rate_limit_per_user is None:
             return
         now = utcnow()
@@ -187,7 +208,7 @@ class IngressService:
                 active=active or 0,
                 recent=recent or [],
                 now=now,
-                concurrent_retry_after_s=self.args.retry_after_s,
+                concurrent_retry_after_s=self.settings.retry_after_s,
             )
         except QuotaExceeded as exc:
             logger.info("submission of %s refused (%s quota): %s", user, exc.reason, exc)
@@ -316,7 +337,7 @@ async def current_user(request: Request, authorization: Annotated[str | None, He
     """The caller, from the Bearer JWT (401 otherwise)."""
     service: IngressService = request.app.state.service
     try:
-        return user_from_authorization(service.args.jwt, authorization)
+        return user_from_authorization(service.settings.jwt, authorization)
     except AuthError as exc:
         raise HTTPException(401, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
 
@@ -387,7 +408,7 @@ def create_api(service: IngressService) -> FastAPI:
     @api.exception_handler(BackPressureError)
     async def _on_backpressure(_request: Request, exc: BackPressureError) -> JSONResponse:
         # A downstream deployment's queue is full (a handle call was refused): same answer.
-        retry = exc.retry_after_s if exc.retry_after_s is not None else service.args.retry_after_s
+        retry = exc.retry_after_s if exc.retry_after_s is not None else service.settings.retry_after_s
         return _overloaded(f"service busy ({exc.message}); retry later", retry, "deployment_backpressure")
 
     @api.exception_handler(StarletteHTTPException)
@@ -507,7 +528,7 @@ def create_api(service: IngressService) -> FastAPI:
     @api.get("/healthz", response_model=Health, tags=["ops"])
     async def healthz() -> Health:
         """Liveness (no auth)."""
-        return Health(status="ok", app=service.args.app_name, profile=service.args.profile)
+        return Health(status="ok", app=service.settings.app_name, profile=service.settings.profile)
 
     # The gallery (/ui), live events (SSE), per-scene traces and storyboard exports.
     install_ui(api, service)
@@ -550,8 +571,10 @@ def _too_large(request: Request) -> JSONResponse | None:
 class Ingress:
     """HTTP + Python-handle entry point of the app; bound in ``serve/app.py``."""
 
-    def __init__(self, args: dict[str, Any], director: DeploymentHandle) -> None:
-        self.service = IngressService(AppArgs.model_validate(args), HandleDirectorClient(director))
+    def __init__(self, settings: dict[str, Any], director: DeploymentHandle) -> None:
+        self.service = IngressService(
+            IngressSettings.model_validate(settings), HandleDirectorClient(director)
+        )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_api(self.service)

@@ -22,11 +22,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from scenechain import exports
-from serve.auth import AuthError, user_from_authorization
-from serve.db import GenerationNotFound
-from serve.events import EventStore, SqlEventStore, enhancement_trace, parse_last_event_id, stream_events
-from serve.storage import StorageError
+from api import exports
+from api.auth import AuthError, user_from_authorization
+from api.events import parse_last_event_id, stream_events
+from director.events import enhancement_trace
+from store.db import GenerationNotFound
+from store.events import EventStore, SqlEventStore
+from store.storage import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +90,9 @@ def install_ui(api: FastAPI, service: Any, *, event_store: EventStore | None = N
 
 
 def create_ui_router(service: Any, *, event_store: EventStore | None = None) -> APIRouter:
-    """The router on ``service`` (an ``IngressService``: ``args.jwt``, ``db``, ``storage``, ``status``)."""
+    """The router on ``service`` (an ``IngressService``: ``settings.jwt``, ``db``, ``storage``, ``status``)."""
     router = APIRouter()
-    settings = service.args.jwt
+    settings = service.settings.jwt
     stores: dict[str, EventStore] = {}
 
     def events_store() -> EventStore:

@@ -13,9 +13,25 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
-from serve.config import QuotaSettings
+from pydantic import BaseModel, ConfigDict, Field
 
 QuotaReason = Literal["concurrent", "rate"]
+
+
+class QuotaSettings(BaseModel):
+    """Per-user limits on POST /api/generate (HTTP 429 + Retry-After); None switches a limit off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_active_per_user: int | None = Field(
+        default=None, ge=1, description="Queued + running generations one user may have at once."
+    )
+    rate_limit_per_user: int | None = Field(
+        default=None, ge=1, description="Generations one user may submit per rate_window_s (sliding)."
+    )
+    rate_window_s: float = Field(
+        default=60.0, gt=0, description="Length in seconds of the sliding window of rate_limit_per_user."
+    )
 
 
 class QuotaExceeded(RuntimeError):

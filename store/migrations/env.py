@@ -1,11 +1,11 @@
-"""Alembic environment: the URL comes from the Config (set by ``serve.db.run_migrations``)."""
+"""Alembic environment: the URL comes from the Config (set by ``store.db.run_migrations``)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import pool
 
-from serve.db import Base, make_engine
+from store.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

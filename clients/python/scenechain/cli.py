@@ -31,8 +31,8 @@ from scenechain.client import (
     WaitTimeout,
     resolve_connection,
 )
-from serve.events import GenerationEvent
-from serve.schemas import FINISHED_STATUSES, GenerationStatus
+from scenechain.events import GenerationEvent
+from scenechain.protocol import FINISHED_STATUSES, GenerationStatus
 
 ADVANCED_STEPS: tuple[str, ...] = ("enhancing", "generating", "scoring", "done")
 SIMPLE_STEPS: tuple[str, ...] = ("generating", "done")
@@ -418,10 +418,29 @@ cmd_list = _guarded(_list)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m scenechain.cli_client``) until serve/cli.py wires the commands."""
+    """Stand-alone entry (``python -m scenechain.cli``) until serve/cli.py wires the commands."""
     parser = argparse.ArgumentParser(prog="scenechain", description=__doc__.split("\n\n")[0])
     add_client_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``scenechain-client`` parser: the client commands alone (no server code)."""
+    parser = argparse.ArgumentParser(
+        prog="scenechain-client", description="Talk to a running scenechain server."
+    )
+    add_client_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``scenechain-client`` script."""
+    args = build_parser().parse_args(argv)
     return int(args.handler(args))
 
 

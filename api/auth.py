@@ -4,10 +4,35 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Literal
 
 import jwt
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serve.config import JwtSettings
+DEFAULT_DEV_SECRET = (
+    "scenechain-dev-secret-change-me-in-production"  # dev only; production sets SCENECHAIN_JWT_SECRET
+)
+
+
+class JwtSettings(BaseModel):
+    """Bearer-token verification (and dev-token minting)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Literal["HS256", "RS256"] = Field(default="HS256", description="JWT signature algorithm.")
+    secret: str = Field(default=DEFAULT_DEV_SECRET, description="HS256 shared secret.")
+    public_key: str | None = Field(default=None, description="RS256 PEM public key (verification).")
+    private_key: str | None = Field(default=None, description="RS256 PEM private key (only to mint tokens).")
+    issuer: str = Field(default="scenechain", description="Expected 'iss' claim.")
+    audience: str | None = Field(default=None, description="Expected 'aud' claim, if any.")
+    default_ttl_s: int = Field(default=24 * 3600, ge=1, description="Lifetime of minted dev tokens.")
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> JwtSettings:
+        if self.algorithm == "RS256" and not self.public_key:
+            raise ValueError("jwt.algorithm RS256 needs jwt.public_key")
+        return self
+
 
 _USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 

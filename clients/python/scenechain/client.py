@@ -1,6 +1,6 @@
 """Python client of the scenechain HTTP API (httpx; sync ``Client`` and async ``AsyncClient``).
 
-Typed with the server's own models (``serve.schemas``, ``serve.events``)::
+Typed with the server's own models (``scenechain.protocol``, ``scenechain.events``)::
 
     from scenechain import Client
 
@@ -31,9 +31,15 @@ from typing import Any
 
 import httpx
 
-from scenechain import exports
-from serve.events import EVENT_TYPES, TERMINAL_EVENT, GenerationEvent, SSEDecoder, SSEMessage, event_from_sse
-from serve.schemas import (
+from scenechain.events import (
+    EVENT_TYPES,
+    TERMINAL_EVENT,
+    GenerationEvent,
+    SSEDecoder,
+    SSEMessage,
+    event_from_sse,
+)
+from scenechain.protocol import (
     FINISHED_STATUSES,
     GenerateAccepted,
     GenerateRequest,
@@ -490,7 +496,7 @@ class Client(_Base):
         self, generation_id: str, out_dir: str | Path, *, variations: bool = False, exports: bool = True
     ) -> Paths:
         """Write ``status.json``, each scene's best image (``scene_01.png`` ...), optionally every
-        variation, and the contact sheet + animatic (the server's, else built here). Returns the paths."""
+        variation, and the server's contact sheet + animatic. Returns the paths."""
         out = Path(out_dir)
         status = self.status(generation_id)
         written = [_write(out / "status.json", _status_json(status))]
@@ -503,20 +509,17 @@ class Client(_Base):
                     data = self.variation(generation_id, scene.index, k)
                     written.append(_write(out / f"scene_{scene.index:02d}_variation_{k}.png", data))
         if exports and pngs:
-            written += _write_exports(out, status, pngs, lambda name: self.export(generation_id, name))
+            written += _write_exports(out, lambda name: self.export(generation_id, name))
         return written
 
 
-def _write_exports(out: Path, status: GenerationStatus, pngs: dict[int, bytes], fetch: Any) -> Paths:
+def _write_exports(out: Path, fetch: Any) -> Paths:
+    """The server's contact sheet and animatic; an export the server does not offer is skipped."""
     written = []
-    sheet = fetch("contact-sheet.png")
-    if sheet is None:
-        sheet = exports.contact_sheet(exports.sheet_scenes(status, pngs), title=status.prompt)
-    written.append(_write(out / "contact_sheet.png", sheet))
-    animatic = fetch("animatic.mp4")
-    if animatic is None:
-        animatic = exports.animatic_mp4([pngs[n] for n in sorted(pngs)])
-    written.append(_write(out / "animatic.mp4", animatic))
+    for name, filename in (("contact-sheet.png", "contact_sheet.png"), ("animatic.mp4", "animatic.mp4")):
+        data = fetch(name)
+        if data is not None:
+            written.append(_write(out / filename, data))
     return written
 
 
@@ -701,5 +704,5 @@ class AsyncClient(_Base):
             fetched = {
                 name: await self.export(generation_id, name) for name in ("contact-sheet.png", "animatic.mp4")
             }
-            written += await asyncio.to_thread(_write_exports, out, status, pngs, fetched.get)
+            written += _write_exports(out, fetched.get)
         return written

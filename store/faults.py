@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from serve import metrics
-from serve.config import FaultSettings, RetryPolicy
-from serve.db import Database
-from serve.storage import Storage, StorageError
+from store import metrics
+from store.db import Database
+from store.storage import Storage, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,65 @@ Target = Literal["storage", "db"]
 
 INJECTED_STORAGE_ERROR = "injected storage write failure"
 INJECTED_DB_ERROR = "injected database outage (connection refused)"
+
+
+class RetryPolicy(BaseModel):
+    """Retry of transient storage/DB errors: exponential backoff with jitter (docs/reliability.md).
+
+    Retry k (1-based) waits ``min(max_delay_s, base_delay_s * 2**(k-1))``, less a random fraction
+    up to ``jitter`` of it (so replicas that failed together do not retry together). Keep the total
+    (about ``max_delay_s * attempts`` at worst) well under ``lease_timeout_s``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(default=6, ge=1, le=100, description="Tries in all, the first one included.")
+    base_delay_s: float = Field(
+        default=0.5, ge=0, description="Wait before the first retry; doubles each retry."
+    )
+    max_delay_s: float = Field(default=8.0, ge=0, description="Longest wait between two tries.")
+    jitter: float = Field(
+        default=0.5, ge=0, le=1, description="Fraction of each wait drawn at random (0: fixed waits)."
+    )
+
+    def delay_s(self, retry: int, draw: float) -> float:
+        """The wait before retry ``retry`` (1-based); ``draw`` is a uniform random number in [0, 1)."""
+        delay = min(self.max_delay_s, self.base_delay_s * 2 ** (retry - 1))
+        return delay * (1.0 - self.jitter * draw)
+
+
+class FaultSettings(BaseModel):
+    """Fault injection into the Director's storage and DB calls (serve/faults.py); all off by default.
+
+    The faults hit the real retry code path: the wrappers raise the errors a real outage raises.
+    Model faults are injected through ``model_overrides`` options instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    storage_write_failures: int = Field(
+        default=0,
+        ge=0,
+        description="This many of the Director's storage writes in a row raise OSError('injected storage write failure').",
+    )
+    storage_write_failures_after: int = Field(
+        default=0, ge=0, description="Storage writes that succeed before the injected failures start."
+    )
+    db_unavailable_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Length of an injected DB outage: every Director DB call raises OperationalError meanwhile.",
+    )
+    db_unavailable_after_updates: int = Field(
+        default=0,
+        ge=0,
+        description="Generation updates that succeed before the outage starts (it starts at the next update).",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """True when any fault is injected."""
+        return self.storage_write_failures > 0 or self.db_unavailable_s > 0
 
 
 class IOUnavailable(RuntimeError):

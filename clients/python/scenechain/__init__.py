@@ -1,7 +1,7 @@
 """scenechain: the public Python client and storyboard exports.
 
 ``Client``/``AsyncClient`` talk to a running scenechain server (see docs/client.md); the models
-they return are the server's own (``serve.schemas``, ``serve.events``).
+they return are the server's own (``scenechain.protocol``, ``scenechain.events``).
 """
 
 from scenechain.client import (
@@ -21,8 +21,8 @@ from scenechain.client import (
     ValidationError,
     WaitTimeout,
 )
-from serve.events import GenerationEvent
-from serve.schemas import GenerateAccepted, GenerateRequest, GenerationPage, GenerationStatus
+from scenechain.events import GenerationEvent
+from scenechain.protocol import GenerateAccepted, GenerateRequest, GenerationPage, GenerationStatus
 
 __all__ = [
     "APIError",

@@ -9,7 +9,7 @@ reweighted from the rest; all scorers failing keeps the enhanced prompt's first 
 scenes generate a single image); a failing LLM leaves the original prompt. Each is a warning.
 A generation that was running when its process died resumes from its last committed scene.
 
-Storage writes and DB calls are retried with backoff on transient errors (``serve.faults``); a
+Storage writes and DB calls are retried with backoff on transient errors (``store.faults``); a
 store that stays down fails the generation with a clear ``error``, a database that stays down stops
 the run without a status change (nothing can be written) and the recovery pass resumes it later.
 See docs/reliability.md for every fault and what it does.
@@ -22,75 +22,38 @@ import contextlib
 import functools
 import json
 import logging
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from scenechain.protocol import FINISHED_STATUSES, GenerateRequest
 
-from generator.core import GenerationRequest, GenerationResult, is_out_of_memory
+from director.events import EventRecorder
+from director.ports import (
+    DirectorPorts,
+    EnhanceOutcome,
+    PlannedSceneOut,
+    PlanOutcome,
+    ScorerFailed,
+)
+from director.records import image_url
+from generator.core import GenerationRequest, is_out_of_memory
 from scorers.aggregate import NoScoresError, aggregate
 from scorers.base import ScoreResult
 from scorers.registry import SCORER_NAMES
-from serve import metrics
-from serve.config import AppArgs, RetryPolicy
-from serve.db import Database, GenerationRecord, utcnow
-from serve.events import EventRecorder, EventStore
-from serve.faults import DatabaseUnavailable, IOUnavailable, Target, retry_io
-from serve.logging_setup import generation_context
-from serve.schemas import FINISHED_STATUSES, GenerateRequest
-from serve.storage import Storage
+from store import metrics
+from store.db import Database, GenerationRecord, utcnow
+from store.events import EventStore
+from store.faults import DatabaseUnavailable, IOUnavailable, RetryPolicy, Target, retry_io
+from store.logging_setup import generation_context
+from store.storage import Storage
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-# -- what the ports exchange (pydantic: they cross deployment handles) -----------------------------
-
-
-class PlannedSceneOut(BaseModel):
-    """One planned scene."""
-
-    index: int = Field(description="1-based scene number.")
-    prompt: str = Field(description="Image prompt of the scene.")
-    shot_notes: str = Field(default="", description="Camera/composition notes.")
-
-
-class PlanOutcome(BaseModel):
-    """The planner's storyboard."""
-
-    scenes: list[PlannedSceneOut] = Field(description="Planned scenes, in order.")
-    degraded: bool = Field(default=False, description="True when the planner fell back.")
-    warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
-
-
-class EnhanceOutcome(BaseModel):
-    """The two-agent enhancer's result for one scene prompt."""
-
-    original_prompt: str = Field(description="The prompt before enhancement.")
-    final_prompt: str = Field(description="The prompt to generate with.")
-    negative_prompt: str | None = Field(default=None, description="Negative prompt proposed by the agents.")
-    iterations: int = Field(default=0, description="Critic/rewrite rounds run.")
-    approved: bool = Field(default=False, description="Whether the critic approved.")
-    stop_reason: str = Field(default="", description="Why the loop stopped.")
-    degraded: bool = Field(default=False, description="True when the LLM failed and the original was kept.")
-    warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
-    trace_files: dict[str, str] = Field(default_factory=dict, description="Trace file name -> text.")
-
-
-class ScoreOutcome(BaseModel):
-    """A scorer's answer through a handle: a result, or the error it raised."""
-
-    result: ScoreResult | None = Field(default=None, description="Scores, when the scorer succeeded.")
-    error: str | None = Field(default=None, description="The error, when it failed.")
-
-
-class ScorerFailed(RuntimeError):
-    """A scorer failed (its message is the scorer's error)."""
 
 
 class CancelledElsewhere(Exception):
@@ -99,20 +62,6 @@ class CancelledElsewhere(Exception):
 
 class SceneFailed(RuntimeError):
     """A scene cannot be made; the message is the generation's user-facing ``error``."""
-
-
-class DirectorPorts(Protocol):
-    """What the Director needs from the model deployments."""
-
-    async def plan(self, brief: str, num_scenes: int, seed: int) -> PlanOutcome: ...
-
-    async def enhance(
-        self, prompt: str, max_iterations: int, context: str, seed: int, generation_id: str
-    ) -> EnhanceOutcome: ...
-
-    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
-
-    async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult: ...
 
 
 class DirectorSettings(BaseModel):
@@ -134,16 +83,15 @@ class DirectorSettings(BaseModel):
     )
 
 
-def director_settings(args: AppArgs) -> DirectorSettings:
-    """The Director core's settings from the app's config (one place: deployment and benchmarks)."""
-    return DirectorSettings(
-        score_weights=args.score_weights,
-        max_concurrent_generations=args.max_concurrent_generations,
-        plan_timeout_s=args.enhancer.plan_timeout_s,
-        enhance_timeout_s=args.enhancer.enhance_timeout_s,
-        lease_timeout_s=args.lease_timeout_s,
-        io_retry=args.io_retry,
+class RetentionSettings(BaseModel):
+    """How long finished generations (rows, images, traces) are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_days: float | None = Field(
+        default=None, gt=0, description="Delete finished generations older than this."
     )
+    sweep_interval_s: float = Field(default=3600.0, gt=0, description="How often the Director sweeps.")
 
 
 class _GenerationLog(logging.LoggerAdapter):
@@ -153,11 +101,6 @@ class _GenerationLog(logging.LoggerAdapter):
         generation_id = (self.extra or {}).get("generation_id")
         kwargs.setdefault("extra", {})["generation_id"] = generation_id
         return f"[generation {generation_id}] {msg}", kwargs
-
-
-def image_url(generation_id: str, scene: int) -> str:
-    """API path of a scene's kept image."""
-    return f"/api/generations/{generation_id}/scenes/{scene}/image"
 
 
 def fallback_plan(brief: str, num_scenes: int, reason: str) -> PlanOutcome:
@@ -750,14 +693,9 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
-def choose_seed(seed: int | None) -> int:
-    """The request's seed, or a random one (recorded so the run can be reproduced)."""
-    return seed if seed is not None else random.SystemRandom().randrange(0, 2**31 - 1 - 16)
-
-
 def purge_finished_before(db: Database, storage: Storage, cutoff: datetime) -> list[str]:
     """Delete finished generations created before ``cutoff``: files first, then the row."""
-    from serve.events import SqlEventStore  # noqa: PLC0415
+    from store.events import SqlEventStore  # noqa: PLC0415
 
     events = SqlEventStore(db.engine)
     removed = []

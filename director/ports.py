@@ -1,0 +1,90 @@
+"""The port contracts of the Director: the request and reply model of every handle call it makes.
+
+The Director core calls its models through ``DirectorPorts`` (deployment handles in production,
+``deployments/director.py``; fakes in unit tests). Every model that crosses a handle is here, so
+one call's request and reply live side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from generator.core import GenerationRequest, GenerationResult
+from scorers.base import ScoreResult
+
+__all__ = [
+    "DirectorPorts",
+    "EnhanceOutcome",
+    "GenerationRequest",
+    "GenerationResult",
+    "PlanOutcome",
+    "PlannedSceneOut",
+    "ScoreOutcome",
+    "ScoreRequest",
+    "ScoreResult",
+    "ScorerFailed",
+]
+
+
+class PlannedSceneOut(BaseModel):
+    """One planned scene."""
+
+    index: int = Field(description="1-based scene number.")
+    prompt: str = Field(description="Image prompt of the scene.")
+    shot_notes: str = Field(default="", description="Camera/composition notes.")
+
+
+class PlanOutcome(BaseModel):
+    """The planner's storyboard."""
+
+    scenes: list[PlannedSceneOut] = Field(description="Planned scenes, in order.")
+    degraded: bool = Field(default=False, description="True when the planner fell back.")
+    warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
+
+
+class EnhanceOutcome(BaseModel):
+    """The two-agent enhancer's result for one scene prompt."""
+
+    original_prompt: str = Field(description="The prompt before enhancement.")
+    final_prompt: str = Field(description="The prompt to generate with.")
+    negative_prompt: str | None = Field(default=None, description="Negative prompt proposed by the agents.")
+    iterations: int = Field(default=0, description="Critic/rewrite rounds run.")
+    approved: bool = Field(default=False, description="Whether the critic approved.")
+    stop_reason: str = Field(default="", description="Why the loop stopped.")
+    degraded: bool = Field(default=False, description="True when the LLM failed and the original was kept.")
+    warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
+    trace_files: dict[str, str] = Field(default_factory=dict, description="Trace file name -> text.")
+
+
+class ScoreOutcome(BaseModel):
+    """A scorer's answer through a handle: a result, or the error it raised."""
+
+    result: ScoreResult | None = Field(default=None, description="Scores, when the scorer succeeded.")
+    error: str | None = Field(default=None, description="The error, when it failed.")
+
+
+class ScorerFailed(RuntimeError):
+    """A scorer failed (its message is the scorer's error)."""
+
+
+class DirectorPorts(Protocol):
+    """What the Director needs from the model deployments."""
+
+    async def plan(self, brief: str, num_scenes: int, seed: int) -> PlanOutcome: ...
+
+    async def enhance(
+        self, prompt: str, max_iterations: int, context: str, seed: int, generation_id: str
+    ) -> EnhanceOutcome: ...
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult: ...
+
+
+class ScoreRequest(BaseModel):
+    """Score the images of one scene against its prompt (Director -> Scorer deployment)."""
+
+    prompt: str = Field(description="The scene prompt.")
+    images: list[bytes] = Field(description="PNG bytes, one per variation.")

@@ -40,7 +40,7 @@ from PIL import Image
 from ray import serve
 
 from bench.common import BenchResult, free_port, local_serve_app, machine_info, percentile, write_result
-from director.ports import EnhanceOutcome, PlannedSceneOut, PlanOutcome, ScoreOutcome
+from director.ports import EnhanceOutcome, PlannedScene, PlanOutcome, ScoreOutcome
 from generator.core import GeneratedImage, GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
 
@@ -80,7 +80,7 @@ def instant_plan(brief: str, num_scenes: int) -> PlanOutcome:
     """INSTANT planner: scene k's prompt is the brief."""
     return PlanOutcome(
         scenes=[
-            PlannedSceneOut(index=k, prompt=brief, shot_notes=f"scene {k}") for k in range(1, num_scenes + 1)
+            PlannedScene(index=k, prompt=brief, shot_notes=f"scene {k}") for k in range(1, num_scenes + 1)
         ]
     )
 

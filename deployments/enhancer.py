@@ -19,7 +19,7 @@ from agents.enhancer import EnhancerSettings, enhance_prompt
 from agents.llm_client import build_chat_client
 from agents.planner import plan_storyboard
 from deployments.settings import EnhancerReplicaSettings
-from director.ports import EnhanceOutcome, PlannedSceneOut, PlanOutcome
+from director.ports import EnhanceOutcome, PlannedScene, PlanOutcome
 from weights.profiles import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class EnhancerDeployment:
         )
         return PlanOutcome(
             scenes=[
-                PlannedSceneOut(index=scene.index, prompt=scene.prompt, shot_notes=scene.shot_notes)
+                PlannedScene(index=scene.index, prompt=scene.prompt, shot_notes=scene.shot_notes)
                 for scene in plan.scenes
             ],
             degraded=plan.degraded,

@@ -35,7 +35,7 @@ from director.events import EventRecorder
 from director.ports import (
     DirectorPorts,
     EnhanceOutcome,
-    PlannedSceneOut,
+    PlannedScene,
     PlanOutcome,
     ScorerFailed,
 )
@@ -49,6 +49,13 @@ from store.db import Database, GenerationRecord, utcnow
 from store.events import EventStore
 from store.faults import DatabaseUnavailable, IOUnavailable, RetryPolicy, Target, retry_io
 from store.logging_setup import generation_context
+from store.records import (
+    AdvancedImageSettings,
+    ImageScores,
+    SceneQualityRecord,
+    SceneRecord,
+    StoryboardPlan,
+)
 from store.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -106,7 +113,7 @@ class _GenerationLog(logging.LoggerAdapter):
 def fallback_plan(brief: str, num_scenes: int, reason: str) -> PlanOutcome:
     """Every scene uses the brief (the planner could not be reached at all)."""
     scenes = [
-        PlannedSceneOut(index=n, prompt=brief, shot_notes=f"scene {n} of {num_scenes}")
+        PlannedScene(index=n, prompt=brief, shot_notes=f"scene {n} of {num_scenes}")
         for n in range(1, num_scenes + 1)
     ]
     return PlanOutcome(
@@ -311,8 +318,8 @@ class _Run:
         self.request = GenerateRequest.model_validate(record.request)
         self.warnings: list[str] = list(record.warnings)
         self.timings: dict[str, Any] = dict(record.timings)
-        self.scenes: list[dict[str, Any]] = list(record.scenes)
-        self.scores: dict[str, Any] = dict(record.image_quality_scores)
+        self.scenes: list[SceneRecord] = list(record.scenes)
+        self.scores: dict[str, SceneQualityRecord] = dict(record.image_quality_scores)
         self.scoring_available = True
 
     def warn(self, message: str) -> None:
@@ -367,10 +374,10 @@ class _Run:
 
         # 1. plan (skipped when resuming a planned generation)
         plan = self.record.storyboard_plan or await self.plan()
-        planned = [PlannedSceneOut.model_validate(scene) for scene in plan["scenes"]]
+        planned = list(plan.scenes)
 
         # 2. scenes, chaining each kept image into the next scene
-        done = {scene["index"]: scene for scene in self.scenes}
+        done = {scene.index: scene for scene in self.scenes}
         reference: bytes | None = None
         reference_from: int | None = None
         for scene in planned:
@@ -390,7 +397,7 @@ class _Run:
         await self.persist(status="completed", stage="completed", finished_at=utcnow())
         self.log.info("completed %d scene(s) with %d warning(s)", len(planned), len(self.warnings))
 
-    async def plan(self) -> dict[str, Any]:
+    async def plan(self) -> StoryboardPlan:
         request = self.request
         try:
             outcome, seconds = await self.core._timed(
@@ -399,33 +406,34 @@ class _Run:
             )
         except Exception as exc:
             outcome, seconds = fallback_plan(request.prompt, request.num_scenes, _reason(exc)), 0.0
-        scenes = [scene.model_dump() for scene in outcome.scenes][: request.num_scenes]
-        if not scenes:
+        if not outcome.scenes:
             outcome = fallback_plan(request.prompt, request.num_scenes, "planner returned no scenes")
-            scenes = [scene.model_dump() for scene in outcome.scenes]
-        for index, scene in enumerate(scenes, start=1):
-            scene["index"] = index
+        # Renumbered 1..n: the plan's order is the storyboard's, whatever the planner numbered.
+        scenes = [
+            scene.model_copy(update={"index": index})
+            for index, scene in enumerate(outcome.scenes[: request.num_scenes], start=1)
+        ]
         for message in outcome.warnings:
             self.warn(f"planner: {message}")
         if outcome.degraded and not outcome.warnings:
             self.warn("planner: LLM unavailable; used a fallback plan")
-        plan = {
-            "scenes": scenes,
-            "advanced_image_generation_used": request.use_advanced_image_generation,
-            "advanced_image_settings": {
-                "quality_threshold": request.advanced_image_quality_threshold,
-                "num_variations": request.advanced_image_num_variations,
-                "max_enhancement_iterations": request.advanced_image_max_enhancement_iterations,
-            },
-            "degraded": outcome.degraded,
-        }
+        plan = StoryboardPlan(
+            scenes=scenes,
+            advanced_image_generation_used=request.use_advanced_image_generation,
+            advanced_image_settings=AdvancedImageSettings(
+                quality_threshold=request.advanced_image_quality_threshold,
+                num_variations=request.advanced_image_num_variations,
+                max_enhancement_iterations=request.advanced_image_max_enhancement_iterations,
+            ),
+            degraded=outcome.degraded,
+        )
         self.timings["plan_s"] = seconds
         await self.persist(storyboard_plan=plan, scenes_total=len(scenes), stage="scene 1: starting")
         self.log.info("planned %d scene(s) in %.2fs", len(scenes), seconds)
         return plan
 
     async def run_scene(
-        self, scene: PlannedSceneOut, total: int, reference: bytes | None, reference_from: int | None
+        self, scene: PlannedScene, total: int, reference: bytes | None, reference_from: int | None
     ) -> bytes:
         """Enhance, generate, score, keep the best; commits the scene; returns the kept PNG."""
         request = self.request
@@ -487,7 +495,7 @@ class _Run:
             await self.persist(stage=f"scene {n}: scoring")
             quality, timing["score_s"] = await self.score(scene, pngs, seeds)
             if quality is not None:
-                best = quality["best_index"] - 1
+                best = quality.best_index - 1
                 self.scores[f"scene_{n}"] = quality
         elif advanced:
             self.scores[f"scene_{n}"] = _unscored_quality(
@@ -499,7 +507,7 @@ class _Run:
                 self.id,
                 n,
                 "quality_scores.json",
-                self.scores[f"scene_{n}"],
+                self.scores[f"scene_{n}"].model_dump(mode="json"),
             )
 
         # 4. keep the best; commit the scene before the next starts
@@ -508,17 +516,17 @@ class _Run:
         timing["total_s"] = round(time.perf_counter() - scene_started, 3)
         self.timings[f"scene_{n}"] = timing
         self.scenes.append(
-            {
-                "index": n,
-                "prompt": scene.prompt,
-                "enhanced_prompt": enhanced.final_prompt if enhanced else None,
-                "image_url": image_url(self.id, n),
-                "reference_from": reference_from,
-                "seeds": seeds,
-                "num_variations": len(pngs),
-                "best_index": best + 1,
-                "mode": generation.mode,
-            }
+            SceneRecord(
+                index=n,
+                prompt=scene.prompt,
+                enhanced_prompt=enhanced.final_prompt if enhanced else None,
+                image_url=image_url(self.id, n),
+                reference_from=reference_from,
+                seeds=seeds,
+                num_variations=len(pngs),
+                best_index=best + 1,
+                mode=generation.mode,
+            )
         )
         await self.persist(
             scenes=self.scenes,
@@ -529,7 +537,7 @@ class _Run:
         self.log.info("scene %d/%d done (%s, %d image(s))", n, total, generation.mode, len(pngs))
         return kept
 
-    async def enhance(self, scene: PlannedSceneOut, total: int) -> tuple[EnhanceOutcome, float]:
+    async def enhance(self, scene: PlannedScene, total: int) -> tuple[EnhanceOutcome, float]:
         request = self.request
         n = scene.index
         context = f"Ad brief: {request.prompt}\nScene {n} of {total}. Shot notes: {scene.shot_notes}"
@@ -569,8 +577,8 @@ class _Run:
         return outcome, seconds
 
     async def score(
-        self, scene: PlannedSceneOut, pngs: list[bytes], seeds: list[int]
-    ) -> tuple[dict[str, Any] | None, float]:
+        self, scene: PlannedScene, pngs: list[bytes], seeds: list[int]
+    ) -> tuple[SceneQualityRecord | None, float]:
         n = scene.index
         threshold = self.request.advanced_image_quality_threshold
         started = time.perf_counter()
@@ -595,17 +603,22 @@ class _Run:
             # Keep the enhanced prompt's first image; later scenes generate one image only.
             self.scoring_available = False
             self.warn(f"scene {n}: all scorers failed ({exc}); kept the first image unscored")
-            quality = _unscored_quality(seeds, str(exc))
-            quality["scorers_failed"] = {
-                name: _reason(result) for name, result in by_name.items() if isinstance(result, BaseException)
-            }
+            quality = _unscored_quality(seeds, str(exc)).model_copy(
+                update={
+                    "scorers_failed": {
+                        name: _reason(result)
+                        for name, result in by_name.items()
+                        if isinstance(result, BaseException)
+                    }
+                }
+            )
             await self.store(
                 f"writing scene {n} trace quality_scores.json",
                 self.storage.write_trace_json,
                 self.id,
                 n,
                 "quality_scores.json",
-                quality,
+                quality.model_dump(mode="json"),
             )
             return quality, seconds
         for name, reason in combined.scorers_failed.items():
@@ -619,17 +632,17 @@ class _Run:
                 f"scene {n}: best overall score {combined.best_overall:.1f} is below the quality "
                 f"threshold {threshold:g}"
             )
-        quality = {
-            "best_index": combined.best_index + 1,
-            "best_overall": round(combined.best_overall, 4),
-            "per_image": [scores.model_dump() for scores in combined.per_image],
-            "below_threshold": below,
-            "scorers_used": combined.scorers_used,
-            "scorers_failed": combined.scorers_failed,
-            "seeds": seeds,
-        }
+        quality = SceneQualityRecord(
+            best_index=combined.best_index + 1,
+            best_overall=round(combined.best_overall, 4),
+            per_image=[ImageScores.model_validate(scores.model_dump()) for scores in combined.per_image],
+            below_threshold=below,
+            scorers_used=combined.scorers_used,
+            scorers_failed=combined.scorers_failed,
+            seeds=seeds,
+        )
         trace = {
-            **quality,
+            **quality.model_dump(mode="json", exclude={"note"}),
             "scene": n,
             "prompt": scene.prompt,
             "quality_threshold": threshold,
@@ -648,17 +661,17 @@ class _Run:
         return quality, seconds
 
 
-def _unscored_quality(seeds: list[int], reason: str) -> dict[str, Any]:
-    return {
-        "best_index": 1,
-        "best_overall": None,
-        "per_image": [],
-        "below_threshold": False,
-        "scorers_used": [],
-        "scorers_failed": {},
-        "seeds": seeds,
-        "note": reason,
-    }
+def _unscored_quality(seeds: list[int], reason: str) -> SceneQualityRecord:
+    return SceneQualityRecord(
+        best_index=1,
+        best_overall=None,
+        per_image=[],
+        below_threshold=False,
+        scorers_used=[],
+        scorers_failed={},
+        seeds=seeds,
+        note=reason,
+    )
 
 
 def _minimal_trace(outcome: EnhanceOutcome) -> dict[str, str]:

@@ -15,6 +15,7 @@ from scenechain.events import (
     EventType,
     GenerationEvent,
 )
+from scenechain.protocol import SceneOut, SceneQuality
 
 from store.events import EventStore
 
@@ -34,8 +35,8 @@ class RowSnapshot(BaseModel):
     stage: str = "queued"
     scenes_total: int = 0
     scenes_done: int = 0
-    scenes: list[dict[str, Any]] = Field(default_factory=list)
-    image_quality_scores: dict[str, Any] = Field(default_factory=dict)
+    scenes: list[SceneOut] = Field(default_factory=list)
+    image_quality_scores: dict[str, SceneQuality] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
 
@@ -68,21 +69,21 @@ class RowDiff:
         # is committed with its scene), the scenes' completion, then the stage that follows.
         completions: list[tuple[EventType, int | None, dict[str, Any]]] = []
         for scene in row.scenes[self.scenes_seen :]:
-            n = int(scene.get("index", 0)) or None
-            quality = row.image_quality_scores.get(f"scene_{n}") or {}
-            seeds = quality.get("seeds") or scene.get("seeds") or []
-            for k, scores in enumerate(quality.get("per_image") or [], start=1):
+            n = scene.index
+            quality = row.image_quality_scores.get(f"scene_{n}")
+            seeds = (quality.seeds if quality else None) or scene.seeds
+            for k, scores in enumerate(quality.per_image if quality else [], start=1):
                 seed = seeds[k - 1] if k <= len(seeds) else None
-                events.append(("variation_scored", n, {"k": k, "scores": scores, "seed": seed}))
-            if quality:
+                events.append(("variation_scored", n, {"k": k, "scores": scores.model_dump(), "seed": seed}))
+            if quality is not None:
                 events.append(
                     (
                         "best_picked",
                         n,
                         {
-                            "k": quality.get("best_index", scene.get("best_index", 1)),
-                            "overall": quality.get("best_overall"),
-                            "below_threshold": bool(quality.get("below_threshold")),
+                            "k": quality.best_index,
+                            "overall": quality.best_overall,
+                            "below_threshold": quality.below_threshold,
                         },
                     )
                 )
@@ -92,7 +93,7 @@ class RowDiff:
                     "scene_done",
                     n,
                     {
-                        "image_url": scene.get("image_url"),
+                        "image_url": scene.image_url,
                         "scenes_done": self.scenes_seen,
                         "scenes_total": row.scenes_total,
                     },
@@ -243,7 +244,8 @@ class EventRecorder:
     async def observe(self, **fields: Any) -> None:
         """Record the events implied by a DB update (the same keyword arguments as ``Database.update``)."""
         known = {key: value for key, value in fields.items() if key in RowSnapshot.model_fields}
-        self.row = self.row.model_copy(update=known)
+        # Validated, so a caller may pass records or plain JSON alike.
+        self.row = RowSnapshot.model_validate({**dict(self.row), **known})
         for type, scene, data in self._diff.diff(self.row):
             await self.emit(type, scene, data)
 

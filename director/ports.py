@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from generator.core import GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
+from store.records import PlannedScene
 
 __all__ = [
     "DirectorPorts",
@@ -20,7 +21,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "PlanOutcome",
-    "PlannedSceneOut",
+    "PlannedScene",
     "ScoreOutcome",
     "ScoreRequest",
     "ScoreResult",
@@ -28,18 +29,10 @@ __all__ = [
 ]
 
 
-class PlannedSceneOut(BaseModel):
-    """One planned scene."""
-
-    index: int = Field(description="1-based scene number.")
-    prompt: str = Field(description="Image prompt of the scene.")
-    shot_notes: str = Field(default="", description="Camera/composition notes.")
-
-
 class PlanOutcome(BaseModel):
     """The planner's storyboard."""
 
-    scenes: list[PlannedSceneOut] = Field(description="Planned scenes, in order.")
+    scenes: list[PlannedScene] = Field(description="Planned scenes, in order.")
     degraded: bool = Field(default=False, description="True when the planner fell back.")
     warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
 

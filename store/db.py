@@ -35,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from store.records import SceneQualityRecord, SceneRecord, StoryboardPlan, to_json
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -106,9 +108,9 @@ class GenerationRecord(BaseModel):
     advanced: bool
     scenes_total: int
     scenes_done: int
-    storyboard_plan: dict[str, Any] | None
-    scenes: list[dict[str, Any]]
-    image_quality_scores: dict[str, Any]
+    storyboard_plan: StoryboardPlan | None
+    scenes: list[SceneRecord]
+    image_quality_scores: dict[str, SceneQualityRecord]
     warnings: list[str]
     error: str | None
     timings: dict[str, Any]
@@ -284,7 +286,7 @@ class Database:
             if require_status is not None and row.status != require_status:
                 return _snapshot(row)
             for key, value in fields.items():
-                setattr(row, key, value)
+                setattr(row, key, to_json(value))
             row.updated_at = utcnow()
             session.flush()
             return _snapshot(row)

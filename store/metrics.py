@@ -23,9 +23,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from scenechain.protocol import SceneQuality
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +215,7 @@ def observe_scores(scores: dict[str, float | None]) -> None:
 
 
 def observe_generation(
-    status: str, timings: dict[str, Any], quality_scores: dict[str, Any] | None = None
+    status: str, timings: dict[str, Any], quality_scores: Mapping[str, SceneQuality] | None = None
 ) -> None:
     """Everything a finished generation tells: its status, stage latencies and quality scores.
 
@@ -233,8 +235,8 @@ def observe_generation(
             if name.endswith("_s") and isinstance(seconds, int | float):
                 observe_stage("scene" if name == "total_s" else name.removesuffix("_s"), seconds)
     for scene in (quality_scores or {}).values():
-        for image in (scene or {}).get("per_image") or []:
-            observe_scores({name: value for name, value in image.items() if isinstance(value, int | float)})
+        for image in scene.per_image:
+            observe_scores({name: value for name, value in image.model_dump().items() if value is not None})
 
 
 __all__ = [

@@ -14,6 +14,14 @@ import pytest
 from sqlalchemy import inspect, text
 
 from store.db import Database, GenerationNotFound, utcnow
+from store.records import (
+    AdvancedImageSettings,
+    ImageScores,
+    PlannedScene,
+    SceneQualityRecord,
+    SceneRecord,
+    StoryboardPlan,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -68,18 +76,45 @@ def test_a_generation_round_trips_with_json_columns_and_utc_times(db: Database) 
     record = db.get("g1", user="alice")
     assert record.status == "queued" and record.advanced is True and record.scenes_total == 2
     assert record.created_at.tzinfo is not None
+    plan = StoryboardPlan(
+        scenes=[PlannedScene(index=1, prompt="sunrise")],
+        advanced_image_generation_used=True,
+        advanced_image_settings=AdvancedImageSettings(
+            quality_threshold=30.0, num_variations=2, max_enhancement_iterations=1
+        ),
+    )
+    scene = SceneRecord(
+        index=1,
+        prompt="sunrise",
+        enhanced_prompt=None,
+        image_url="/x",
+        reference_from=None,
+        seeds=[1, 2],
+        num_variations=2,
+        best_index=2,
+        mode="text2img",
+    )
+    quality = SceneQualityRecord(
+        best_index=2,
+        best_overall=71.5,
+        below_threshold=False,
+        scorers_used=["pickscore"],
+        seeds=[1, 2],
+        per_image=[ImageScores(pickscore=60.0, overall=60.0), ImageScores(pickscore=71.5, overall=71.5)],
+    )
     db.update(
         "g1",
         status="running",
         stage="scene 1: generating",
-        storyboard_plan={"scenes": [{"index": 1, "prompt": "sunrise"}]},
-        scenes=[{"scene": 1, "best_variation": 2, "scores": {"pickscore": 71.5}}],
+        storyboard_plan=plan,
+        scenes=[scene],
+        image_quality_scores={"scene_1": quality},
         warnings=["vqa unavailable"],
         scenes_done=1,
     )
     record = db.get("g1")
-    assert record.storyboard_plan == {"scenes": [{"index": 1, "prompt": "sunrise"}]}
-    assert record.scenes[0]["scores"] == {"pickscore": 71.5}
+    assert record.storyboard_plan == plan and record.scenes == [scene]
+    assert record.image_quality_scores == {"scene_1": quality}
     assert record.warnings == ["vqa unavailable"] and record.scenes_done == 1
     assert record.updated_at >= record.created_at
 

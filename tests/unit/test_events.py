@@ -150,12 +150,21 @@ def quality(best: int, overalls: list[float], below: bool) -> dict[str, Any]:
         "best_overall": overalls[best - 1],
         "per_image": [{"pickscore": o, "clip": o, "vqa": o, "aesthetic": o, "overall": o} for o in overalls],
         "below_threshold": below,
+        "scorers_used": ["pickscore", "clipscore", "vqa", "aesthetic"],
         "seeds": [100 + k for k in range(len(overalls))],
     }
 
 
 def scene(n: int) -> dict[str, Any]:
-    return {"index": n, "image_url": f"/api/generations/{GID}/scenes/{n}/image", "best_index": 1}
+    return {
+        "index": n,
+        "prompt": f"scene {n}",
+        "enhanced_prompt": None,
+        "image_url": f"/api/generations/{GID}/scenes/{n}/image",
+        "reference_from": n - 1 or None,
+        "seeds": [1],
+        "best_index": 1,
+    }
 
 
 def run_director_updates(recorder: EventRecorder) -> None:
@@ -454,7 +463,7 @@ def test_stream_stops_after_max_duration_so_clients_reconnect() -> None:
 
 def test_a_resumed_run_catches_up_events_a_crash_kept_from_the_log() -> None:
     store = MemoryEventStore()
-    scenes = [{"index": 1, "seeds": [1]}, {"index": 2, "seeds": [1]}]
+    scenes = [scene(1), scene(2)]
     before = {"id": GID, "status": "running", "stage": "scene 1: starting"}
     # the first run logged scene 1, then died after committing scene 2's row but before its events
     asyncio.run(EventRecorder(store, GID, before).observe(scenes=scenes[:1], stage="scene 2: starting"))

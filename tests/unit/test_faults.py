@@ -262,7 +262,7 @@ def test_a_storage_outage_past_the_retries_fails_with_a_clear_error_and_keeps_ea
         "storage unavailable: writing scene 2 image failed after 3 attempts "
         "(OSError: injected storage write failure)"
     )
-    assert record.scenes_done == 1 and [scene["index"] for scene in record.scenes] == [1]
+    assert record.scenes_done == 1 and [scene.index for scene in record.scenes] == [1]
     assert storage.read_scene_image(gid, 1)
     assert len(ports.generate_calls) == 2  # scene 3 never started
     assert record.timings["io_retries"] == {"storage": 2}

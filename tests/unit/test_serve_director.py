@@ -55,10 +55,10 @@ def test_simple_mode_one_image_per_scene_and_chain(env: tuple[Database, Storage]
     assert ports.generate_calls[0].reference_png is None
     for n in (2, 3):
         assert ports.generate_calls[n - 1].reference_png == storage.read_scene_image(gid, n - 1)
-    assert [scene["reference_from"] for scene in record.scenes] == [None, 1, 2]
+    assert [scene.reference_from for scene in record.scenes] == [None, 1, 2]
     assert record.image_quality_scores == {}
     assert storage.list_trace_files(gid, 1) == ["00_original_prompt.txt", "image_1.png"]
-    assert record.storyboard_plan["advanced_image_settings"]["num_variations"] == 4
+    assert record.storyboard_plan.advanced_image_settings.num_variations == 4
 
 
 def test_advanced_mode_variations_scores_best_and_traces(env: tuple[Database, Storage]) -> None:
@@ -81,13 +81,13 @@ def test_advanced_mode_variations_scores_best_and_traces(env: tuple[Database, St
     assert record.status == "completed"
     assert [call.seeds for call in ports.generate_calls] == [[40, 41, 42], [40, 41, 42]]
     quality = record.image_quality_scores["scene_1"]
-    assert quality["best_index"] == 2 and quality["best_overall"] == pytest.approx(80.0)
-    assert quality["below_threshold"] is True and len(quality["per_image"]) == 3
-    assert sorted(quality["scorers_used"]) == ["aesthetic", "clipscore", "pickscore", "vqa"]
+    assert quality.best_index == 2 and quality.best_overall == pytest.approx(80.0)
+    assert quality.below_threshold is True and len(quality.per_image) == 3
+    assert sorted(quality.scorers_used) == ["aesthetic", "clipscore", "pickscore", "vqa"]
     assert storage.read_scene_image(gid, 1) == storage.read_variation(gid, 1, 2)
     assert ports.generate_calls[1].reference_png == storage.read_variation(gid, 1, 2)
     assert any("below the quality threshold 99" in w for w in record.warnings)
-    assert record.scenes[0]["enhanced_prompt"].endswith("cinematic lighting")
+    assert record.scenes[0].enhanced_prompt.endswith("cinematic lighting")
     files = storage.list_trace_files(gid, 2)
     assert files == sorted(
         [
@@ -121,9 +121,9 @@ def test_one_scorer_failing_reweights_from_the_rest(env: tuple[Database, Storage
     record = db.get(gid)
     quality = record.image_quality_scores["scene_1"]
     assert record.status == "completed"
-    assert "pickscore" not in quality["scorers_used"] and len(quality["scorers_used"]) == 3
-    assert "pickscore" in quality["scorers_failed"]
-    assert all(image["pickscore"] is None for image in quality["per_image"])
+    assert "pickscore" not in quality.scorers_used and len(quality.scorers_used) == 3
+    assert "pickscore" in quality.scorers_failed
+    assert all(image.pickscore is None for image in quality.per_image)
     assert any("scorer pickscore failed" in w and "reweighted" in w for w in record.warnings)
 
 
@@ -137,12 +137,12 @@ def test_all_scorers_failing_keeps_enhanced_prompt_and_single_image(env: tuple[D
     run(db, storage, ports, gid)
     record = db.get(gid)
     assert record.status == "completed"
-    assert [scene["best_index"] for scene in record.scenes] == [1, 1]
+    assert [scene.best_index for scene in record.scenes] == [1, 1]
     # once scoring is gone, later scenes generate one image from the enhanced prompt
     assert [len(call.seeds) for call in ports.generate_calls] == [3, 1]
     assert ports.generate_calls[1].prompt.endswith("cinematic lighting")
     assert any("all scorers failed" in w for w in record.warnings)
-    assert record.image_quality_scores["scene_1"]["best_overall"] is None
+    assert record.image_quality_scores["scene_1"].best_overall is None
 
 
 def test_llm_failing_uses_original_prompt_with_warning(env: tuple[Database, Storage]) -> None:
@@ -160,8 +160,8 @@ def test_llm_failing_uses_original_prompt_with_warning(env: tuple[Database, Stor
     run(db, storage, ports, gid)
     record = db.get(gid)
     assert record.status == "completed"
-    assert record.storyboard_plan["scenes"][0]["prompt"] == "tea ad"  # fallback plan
-    assert record.scenes[0]["enhanced_prompt"] == "tea ad"
+    assert record.storyboard_plan.scenes[0].prompt == "tea ad"  # fallback plan
+    assert record.scenes[0].enhanced_prompt == "tea ad"
     assert ports.generate_calls[0].prompt == "tea ad"
     assert any(w.startswith("planner:") for w in record.warnings)
     assert any("prompt enhancement degraded" in w for w in record.warnings)

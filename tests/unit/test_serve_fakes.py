@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from director.ports import EnhanceOutcome, PlannedSceneOut, PlanOutcome, ScorerFailed
+from director.ports import EnhanceOutcome, PlannedScene, PlanOutcome, ScorerFailed
 from generator.core import GeneratedImage, GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
 
@@ -44,7 +44,7 @@ class FakePorts:
             raise RuntimeError("planner deployment down")
         return PlanOutcome(
             scenes=[
-                PlannedSceneOut(index=n, prompt=f"{brief} — scene {n}", shot_notes=f"shot {n}")
+                PlannedScene(index=n, prompt=f"{brief} — scene {n}", shot_notes=f"shot {n}")
                 for n in range(1, num_scenes + 1)
             ]
         )

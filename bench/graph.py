@@ -14,11 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+from scenechain.protocol import FINISHED_STATUSES
 
 from bench.common import BenchResult, machine_info, percentile
 
 BRIEF = "A 30-second ad for a solar-powered e-bike: city commute at dawn, mountain trail, sunset rooftop."
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES  # the protocol's terminal statuses
 
 
 def _free_port() -> int:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from scenechain.protocol import FINISHED_STATUSES
 
 from bench.common import (
     BenchResult,
@@ -37,7 +38,7 @@ from bench.common import (
 from bench.load import Answer, BurstResult, run_client_burst
 
 BRIEF = "A 15-second ad for a solar bike light"
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES  # the protocol's terminal statuses
 ACCEPTED, QUOTA, OVERLOADED = 202, 429, 503
 
 

@@ -37,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from scenechain.protocol import FINISHED_STATUSES
 
 from bench.common import BenchResult, local_serve_app, machine_info, tiny_config_args, write_result
 
 MIB = 1024 * 1024
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES  # the protocol's terminal statuses
 BRIEF = "A 30-second ad for a solar-powered e-bike: city commute at dawn, mountain trail."
 ADVANCED = {
     "prompt": BRIEF,

@@ -38,13 +38,14 @@ from typing import Any
 import httpx
 from PIL import Image
 from ray import serve
+from scenechain.protocol import FINISHED_STATUSES
 
 from bench.common import BenchResult, free_port, local_serve_app, machine_info, percentile, write_result
 from director.ports import EnhanceOutcome, PlannedScene, PlanOutcome, ScoreOutcome
 from generator.core import GeneratedImage, GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
 
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES  # the protocol's terminal statuses
 GOAL_MS = 15.0
 BRIEF = "A 15-second ad for a solar bike light"
 SIMPLE = {"prompt": BRIEF, "num_scenes": 1}

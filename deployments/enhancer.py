@@ -19,7 +19,7 @@ from agents.enhancer import EnhancerSettings, enhance_prompt
 from agents.llm_client import build_chat_client
 from agents.planner import plan_storyboard
 from deployments.settings import EnhancerReplicaSettings
-from director.ports import EnhanceOutcome, PlannedScene, PlanOutcome
+from director.ports import EnhanceOutcome, PlanOutcome, plan_outcome
 from weights.profiles import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -50,14 +50,7 @@ class EnhancerDeployment:
         plan = await plan_storyboard(
             self._client(seed), brief, num_scenes, timeout_s=self.settings.enhancer.llm_timeout_s
         )
-        return PlanOutcome(
-            scenes=[
-                PlannedScene(index=scene.index, prompt=scene.prompt, shot_notes=scene.shot_notes)
-                for scene in plan.scenes
-            ],
-            degraded=plan.degraded,
-            warnings=list(plan.warnings),
-        )
+        return plan_outcome(plan)
 
     async def enhance(
         self,

@@ -28,6 +28,7 @@ from agents.llm_client import (
     build_chat_client,
 )
 from deployments.settings import LLMReplicaSettings
+from weights.devices import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class LLMDeployment:
         self.spec = config.spec
         self.model = str(self.spec.options.get("model") or self.spec.source)
         self.client = build_chat_client(
-            self.spec, model_dir=Path(config.model_dir), device=_llm_device(config.device)
+            self.spec, model_dir=Path(config.model_dir), device=resolve_device(config.device)
         )
         if isinstance(self.client, TransformersChatClient):
             # Load now, once: concurrent first calls would race in from_pretrained (meta tensors).
@@ -101,11 +102,3 @@ class LLMDeployment:
             )
         except LLMUnavailableError as exc:
             return exc
-
-
-def _llm_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch  # noqa: PLC0415
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from scenechain.protocol import FINISHED_STATUSES, GenerateRequest
 
+from agents.planner import fallback_plan as agents_fallback_plan
 from director.events import EventRecorder
 from director.ports import (
     DirectorPorts,
@@ -38,6 +39,7 @@ from director.ports import (
     PlannedScene,
     PlanOutcome,
     ScorerFailed,
+    plan_outcome,
 )
 from director.records import image_url
 from generator.core import GenerationRequest, is_out_of_memory
@@ -57,6 +59,7 @@ from store.records import (
     StoryboardPlan,
 )
 from store.storage import Storage
+from weights.errors import describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +114,9 @@ class _GenerationLog(logging.LoggerAdapter):
 
 
 def fallback_plan(brief: str, num_scenes: int, reason: str) -> PlanOutcome:
-    """Every scene uses the brief (the planner could not be reached at all)."""
-    scenes = [
-        PlannedScene(index=n, prompt=brief, shot_notes=f"scene {n} of {num_scenes}")
-        for n in range(1, num_scenes + 1)
-    ]
-    return PlanOutcome(
-        scenes=scenes, degraded=True, warnings=[f"planner failed ({reason}); every scene uses the brief"]
+    """The planner's own deterministic fallback, when the planner could not be reached at all."""
+    return plan_outcome(
+        agents_fallback_plan(brief, num_scenes, f"planner failed ({reason}); used the fallback plan")
     )
 
 
@@ -405,7 +404,7 @@ class _Run:
                 self.settings.plan_timeout_s,
             )
         except Exception as exc:
-            outcome, seconds = fallback_plan(request.prompt, request.num_scenes, _reason(exc)), 0.0
+            outcome, seconds = fallback_plan(request.prompt, request.num_scenes, describe_error(exc)), 0.0
         if not outcome.scenes:
             outcome = fallback_plan(request.prompt, request.num_scenes, "planner returned no scenes")
         # Renumbered 1..n: the plan's order is the storyboard's, whatever the planner numbered.
@@ -559,7 +558,7 @@ class _Run:
                 final_prompt=scene.prompt,
                 degraded=True,
                 stop_reason="error",
-                warnings=[f"enhancer failed ({_reason(exc)}); used the original prompt"],
+                warnings=[f"enhancer failed ({describe_error(exc)}); used the original prompt"],
             )
         seconds = round(time.perf_counter() - started, 3)
         if outcome.degraded or not outcome.final_prompt.strip():
@@ -606,7 +605,7 @@ class _Run:
             quality = _unscored_quality(seeds, str(exc)).model_copy(
                 update={
                     "scorers_failed": {
-                        name: _reason(result)
+                        name: describe_error(result)
                         for name, result in by_name.items()
                         if isinstance(result, BaseException)
                     }
@@ -697,13 +696,6 @@ def _error_text(exc: BaseException) -> str:
     if isinstance(exc, IOUnavailable | SceneFailed):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return "timed out"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
 def purge_finished_before(db: Database, storage: Storage, cutoff: datetime) -> list[str]:

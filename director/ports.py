@@ -11,6 +11,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from agents.schemas import StoryboardPlan as AgentsPlan
 from generator.core import GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
 from store.records import PlannedScene
@@ -26,6 +27,7 @@ __all__ = [
     "ScoreRequest",
     "ScoreResult",
     "ScorerFailed",
+    "plan_outcome",
 ]
 
 
@@ -35,6 +37,18 @@ class PlanOutcome(BaseModel):
     scenes: list[PlannedScene] = Field(description="Planned scenes, in order.")
     degraded: bool = Field(default=False, description="True when the planner fell back.")
     warnings: list[str] = Field(default_factory=list, description="Why it degraded.")
+
+
+def plan_outcome(plan: AgentsPlan) -> PlanOutcome:
+    """The planner's storyboard (``agents.planner``) as it crosses the Enhancer handle."""
+    return PlanOutcome(
+        scenes=[
+            PlannedScene(index=scene.index, prompt=scene.prompt, shot_notes=scene.shot_notes)
+            for scene in plan.scenes
+        ],
+        degraded=plan.degraded,
+        warnings=list(plan.warnings),
+    )
 
 
 class EnhanceOutcome(BaseModel):

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from weights.devices import resolve_device
 from weights.forge import resolve_spec
 from weights.profiles import GenerationDefaults, ModelSpec
 
@@ -131,17 +132,6 @@ class _ResolvedRequest(BaseModel):
         )
 
 
-def pick_device(device: str) -> str:
-    """'auto' means CUDA when available, else CPU."""
-    import torch  # noqa: PLC0415
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GeneratorError("profile asks for CUDA but no CUDA device is available")
-    return device
-
-
 def encode_png(image: Image.Image) -> bytes:
     """PNG bytes of an image (deterministic for equal pixels)."""
     buffer = io.BytesIO()
@@ -177,7 +167,7 @@ class DiffusionGenerator:
         self.options = {**resolved.options, **(options or {})}
         self.source = spec.source
         self.defaults = defaults
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         if self.device == "cpu":
             # oneDNN's first-call kernel selection costs ~15 s on CPU for small UNets; plain kernels win.
             torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
@@ -355,12 +345,11 @@ class DiffusionGenerator:
             raise torch.OutOfMemoryError(
                 f"CUDA out of memory (injected: {len(wanted)} images in one call, at most {int(limit)} fit)"
             )
-        generator_device = "cpu" if self.device == "cpu" else self.device
         call_kwargs: dict[str, Any] = {
             "prompt": [item.prompt for item, _ in wanted],
             "num_inference_steps": first.steps,
             "guidance_scale": first.guidance_scale,
-            "generator": [torch.Generator(generator_device).manual_seed(seed) for _, seed in wanted],
+            "generator": [torch.Generator(self.device).manual_seed(seed) for _, seed in wanted],
             "output_type": "pil",
         }
         if first.negative_prompt is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict
+from scenechain.protocol import FINISHED_STATUSES
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -383,7 +384,7 @@ class Database:
         with self._sessions() as session:
             rows = session.scalars(
                 select(Generation).where(
-                    Generation.status.in_(("completed", "failed", "cancelled")),
+                    Generation.status.in_(FINISHED_STATUSES),
                     Generation.created_at < cutoff,
                 )
             ).all()

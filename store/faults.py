@@ -31,6 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from store import metrics
 from store.db import Database
 from store.storage import Storage, StorageError
+from weights.errors import describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -143,13 +144,6 @@ _EXHAUSTED: dict[Target, tuple[type[IOUnavailable], str]] = {
     "storage": (StorageUnavailable, "storage unavailable"),
     "db": (DatabaseUnavailable, "database unavailable"),
 }
-
-
-def describe_error(exc: BaseException) -> str:
-    """``Type: first line of the message`` (SQLAlchemy messages run to several lines)."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}"[:300] if first else type(exc).__name__
 
 
 # -- the retry loop -------------------------------------------------------------------------------

@@ -19,11 +19,9 @@ Exported names (Prometheus adds ``_total``/``_bucket``/... suffixes):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -182,16 +180,6 @@ def observe_stage(stage: str, seconds: float) -> None:
     _safely(_metric("scenechain_stage_latency_s").observe, max(seconds, 0.0), tags={"stage": stage})
 
 
-@contextlib.contextmanager
-def stage_timer(stage: str) -> Iterator[None]:
-    """Time the block as ``stage`` (recorded also when it raises)."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        observe_stage(stage, time.perf_counter() - started)
-
-
 def set_queue_depth(queue: str, depth: int) -> None:
     """Current depth of a queue (e.g. 'director': generations queued or running in this Director replica)."""
     _safely(_metric("scenechain_queue_depth").set, float(depth), tags={"queue": queue})
@@ -252,5 +240,4 @@ __all__ = [
     "record_rejection",
     "record_request",
     "set_queue_depth",
-    "stage_timer",
 ]

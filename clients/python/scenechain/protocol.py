@@ -14,9 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 GenerationStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
-Stage = Literal[
-    "queued", "planning", "enhancing", "generating", "scoring", "completed", "failed", "cancelled"
-]
 # Text fields are data for models and files: no NUL, C0/C1 controls or DEL (tab, LF, CR are fine),
 # and no lone surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -207,12 +204,6 @@ class Health(BaseModel):
     status: Literal["ok"] = Field(description="Always 'ok' when the ingress answers.")
     app: str = Field(description="Serve application name.")
     profile: str = Field(description="Model profile.")
-
-
-class ErrorBody(BaseModel):
-    """Error body of 4xx/5xx answers."""
-
-    detail: Any = Field(description="What went wrong.")
 
 
 class QuotaExceededBody(BaseModel):

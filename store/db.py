@@ -20,10 +20,12 @@ from scenechain.protocol import FINISHED_STATUSES
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
@@ -92,6 +94,19 @@ class Generation(Base):
     # The Director replica running it; its lease is live while updated_at is recent (heartbeats).
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+# The persisted event log (store.events.SqlEventStore); created by migration 0004.
+GENERATION_EVENTS = Table(
+    "generation_events",
+    Base.metadata,
+    Column("generation_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("type", String(32), nullable=False),
+    Column("scene", Integer, nullable=True),
+    Column("data", JSON, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)
 
 
 class GenerationRecord(BaseModel):

@@ -82,30 +82,20 @@ class SqlEventStore:
     lost race raises instead of duplicating; ``append`` retries it.
     """
 
-    def __init__(self, engine: Any, *, create_table: bool = True) -> None:
-        from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table  # noqa: PLC0415
+    def __init__(self, engine: Any, *, create_table: bool = False) -> None:
+        from store.db import GENERATION_EVENTS  # noqa: PLC0415
 
         self.engine = engine
-        self.metadata = MetaData()
-        self.table = Table(
-            "generation_events",
-            self.metadata,
-            Column("generation_id", String(64), primary_key=True),
-            Column("seq", Integer, primary_key=True, autoincrement=False),
-            Column("type", String(32), nullable=False),
-            Column("scene", Integer, nullable=True),
-            Column("data", JSON, nullable=False),
-            Column("ts", DateTime(timezone=True), nullable=False),
-        )
+        self.table = GENERATION_EVENTS
         if create_table:
             self.ensure_table()
 
     def ensure_table(self) -> None:
-        """Create the table when missing (until the Alembic migration adds it; idempotent)."""
+        """Create the table on a bare engine (tools and tests; the app's comes from Alembic: 0004)."""
         from sqlalchemy.exc import OperationalError, ProgrammingError  # noqa: PLC0415
 
         try:
-            self.metadata.create_all(self.engine, checkfirst=True)
+            self.table.create(self.engine, checkfirst=True)
         except (OperationalError, ProgrammingError):
             # Another process created it between the check and the CREATE.
             logger.debug("generation_events created concurrently")

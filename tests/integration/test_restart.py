@@ -251,7 +251,7 @@ def assert_resumed_without_redoing(
     try:
         rows, _total = db.list_for_user(USER, limit=100, offset=0)
         assert [row.id for row in rows].count(generation_id) == 1
-        events = SqlEventStore(db.engine, create_table=False).read(generation_id)
+        events = SqlEventStore(db.engine).read(generation_id)
     finally:
         db.close()
 

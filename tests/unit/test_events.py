@@ -91,7 +91,7 @@ def sql_url(tmp_path: Path) -> str:
 
 
 def test_sql_store_numbers_events_per_generation_and_reads_after_a_seq(sql_url: str) -> None:
-    store = SqlEventStore(create_engine(sql_url))
+    store = SqlEventStore(create_engine(sql_url), create_table=True)
 
     first = store.append(GID, "stage", None, {"stage": "planning"})
     store.append("other", "stage", None, {"stage": "planning"})
@@ -105,11 +105,23 @@ def test_sql_store_numbers_events_per_generation_and_reads_after_a_seq(sql_url: 
     assert store.read(GID) == [] and len(store.read("other")) == 1
 
 
+def test_the_app_database_gets_the_event_table_from_its_migrations(tmp_path: Path) -> None:
+    from sqlalchemy import inspect
+
+    from store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'app.db'}")  # runs alembic upgrade head
+    assert inspect(db.engine).has_table("generation_events")
+    store = SqlEventStore(db.engine)  # no table creation of its own
+    assert store.append("g1", "stage", None, {"stage": "planning"}).seq == 1
+    assert [event.seq for event in store.read("g1")] == [1]
+
+
 def test_sql_store_events_persist_across_processes_sharing_the_database(sql_url: str) -> None:
-    director_side = SqlEventStore(create_engine(sql_url))
+    director_side = SqlEventStore(create_engine(sql_url), create_table=True)
     director_side.append(GID, "warning", 2, {"message": "scene 2: scorer vqa failed"})
 
-    ingress_side = SqlEventStore(create_engine(sql_url))  # another engine: another process
+    ingress_side = SqlEventStore(create_engine(sql_url), create_table=True)  # another engine: another process
 
     (event,) = ingress_side.read(GID)
     assert (
@@ -120,7 +132,7 @@ def test_sql_store_events_persist_across_processes_sharing_the_database(sql_url:
 
 
 def test_sql_store_gives_concurrent_appenders_distinct_consecutive_seqs(sql_url: str) -> None:
-    stores = [SqlEventStore(create_engine(sql_url)) for _ in range(3)]
+    stores = [SqlEventStore(create_engine(sql_url), create_table=True) for _ in range(3)]
 
     def append_many(store: SqlEventStore) -> None:
         for _ in range(10):
@@ -136,7 +148,7 @@ def test_sql_store_gives_concurrent_appenders_distinct_consecutive_seqs(sql_url:
 
 
 def test_stores_reject_unknown_event_types(sql_url: str) -> None:
-    for store in (MemoryEventStore(), SqlEventStore(create_engine(sql_url))):
+    for store in (MemoryEventStore(), SqlEventStore(create_engine(sql_url), create_table=True)):
         with pytest.raises(ValueError, match="unknown event type"):
             store.append(GID, "exploded", None, {})  # type: ignore[arg-type]
 

@@ -24,6 +24,7 @@ from scenechain.protocol import (
     GenerationStatus,
     GenerationSummary,
     Progress,
+    SceneTrace,
 )
 
 from api import exports
@@ -36,7 +37,7 @@ from api.errors import (
     Overloaded,
 )
 from api.events import parse_last_event_id, stream_events
-from api.protocol import IDEMPOTENCY_KEY_RE, SceneTrace
+from api.protocol import IDEMPOTENCY_KEY_RE
 from api.quotas import QuotaExceeded, QuotaSettings, check_quotas, window_start
 from director.events import enhancement_trace
 from director.records import choose_seed
@@ -294,11 +295,10 @@ class IngressService:
         names, files = await asyncio.to_thread(self._read_trace_files, generation_id, scene)
         if not names:
             raise ArtifactNotFound(f"scene {scene} has no trace (yet)")
-        document = enhancement_trace(files)
-        document["variations"] = [
-            name for name in names if name.startswith("image_") and name.endswith(".png")
-        ]
-        return SceneTrace(generation_id=generation_id, scene=scene, files=files, **document)
+        document = enhancement_trace(files).model_copy(
+            update={"variations": [n for n in names if n.startswith("image_") and n.endswith(".png")]}
+        )
+        return SceneTrace(generation_id=generation_id, scene=scene, files=files, **dict(document))
 
     def _read_trace_files(self, generation_id: str, scene: int) -> tuple[list[str], dict[str, str]]:
         """Every file name of a scene's trace dir, and the text/JSON files by name (StorageError)."""

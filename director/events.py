@@ -15,7 +15,7 @@ from scenechain.events import (
     EventType,
     GenerationEvent,
 )
-from scenechain.protocol import SceneOut, SceneQuality
+from scenechain.protocol import EnhancementTrace, SceneOut, SceneQuality, TraceIteration
 
 from store.events import EventStore
 
@@ -157,52 +157,65 @@ def _json_or_none(text: str | None) -> Any:
         return None
 
 
-def enhancement_trace(files: Mapping[str, str]) -> dict[str, Any]:
+def enhancement_trace(files: Mapping[str, str]) -> EnhancementTrace:
     """A scene's trace files (name -> text) as one document: the original prompt, each iteration's
     Cinematographer rewrite (agent 1) and critic verdict (agent 2: scores, overall, feedback),
     the final prompt, the parsed summary and quality scores, and the variation image names."""
-    iterations: dict[int, dict[str, Any]] = {}
+    iterations: dict[int, TraceIteration] = {}
     for name, text in files.items():
         found = _iteration_of(name)
         if found is None:
             continue
         agent, number = found
-        entry = iterations.setdefault(
-            number, {"iteration": number, "rewrite": None, "scores": {}, "overall": None}
-        )
+        entry = iterations.setdefault(number, TraceIteration(iteration=number))
         if agent == 1:
-            entry["rewrite"] = text.strip()
+            entry.rewrite = text.strip()
+            continue
+        critic = _json_or_none(text)
+        if isinstance(critic, dict):
+            entry.scores = _numeric_scores(critic.get("scores"))
+            entry.overall = _number_or_none(critic.get("overall"))
+            entry.feedback = _text_or_none(critic.get("feedback"))
+            entry.negative_prompt = _text_or_none(critic.get("negative_prompt"))
         else:
-            critic = _json_or_none(text)
-            if isinstance(critic, dict):
-                entry["scores"] = critic.get("scores") or {}
-                entry["overall"] = critic.get("overall")
-                entry["feedback"] = critic.get("feedback")
-                entry["negative_prompt"] = critic.get("negative_prompt")
-            else:
-                entry["critic_text"] = text.strip()
+            entry.critic_text = text.strip()
     summary = _json_or_none(files.get("prompt_trace_summary.json"))
-    approve_threshold = summary.get("approve_threshold") if isinstance(summary, dict) else None
+    approve_threshold = (
+        _number_or_none(summary.get("approve_threshold")) if isinstance(summary, dict) else None
+    )
     for entry in iterations.values():
-        overall = entry.get("overall")
-        entry["approved"] = bool(
-            approve_threshold is not None
-            and overall is not None
-            and float(overall) >= float(approve_threshold)
+        entry.approved = (
+            approve_threshold is not None and entry.overall is not None and entry.overall >= approve_threshold
         )
     original = files.get("00_original_prompt.txt")
     final = files.get("final_enhanced_prompt.txt")
-    return {
-        "original_prompt": original.strip() if original is not None else None,
-        "iterations": [iterations[number] for number in sorted(iterations)],
-        "final_prompt": final.strip() if final is not None else None,
-        "summary": summary,
-        "quality_scores": _json_or_none(files.get("quality_scores.json")),
-        "variations": sorted(
+    quality = _json_or_none(files.get("quality_scores.json"))
+    return EnhancementTrace(
+        original_prompt=original.strip() if original is not None else None,
+        iterations=[iterations[number] for number in sorted(iterations)],
+        final_prompt=final.strip() if final is not None else None,
+        summary=summary if isinstance(summary, dict) else None,
+        quality_scores=quality if isinstance(quality, dict) else None,
+        variations=sorted(
             (name for name in files if name.startswith("image_") and name.endswith(".png")),
             key=lambda name: int(name[6:-4]) if name[6:-4].isdigit() else 0,
         ),
-    }
+    )
+
+
+def _number_or_none(value: Any) -> float | None:
+    # Critic JSON comes from an LLM: a non-number (or a bool) is no score.
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _numeric_scores(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): score for k, v in value.items() if (score := _number_or_none(v)) is not None}
 
 
 # -- the Director's side -------------------------------------------------------------------------
@@ -277,16 +290,16 @@ class EventRecorder:
 
     async def enhancement(self, scene: int, trace_files: Mapping[str, str]) -> None:
         """One ``enhancer_iteration`` event per Cinematographer rewrite + critic verdict."""
-        for entry in enhancement_trace(trace_files)["iterations"]:
+        for entry in enhancement_trace(trace_files).iterations:
             await self.emit(
                 "enhancer_iteration",
                 scene,
                 {
-                    "iteration": entry["iteration"],
-                    "prompt": entry.get("rewrite"),
-                    "scores": entry.get("scores") or {},
-                    "overall": entry.get("overall"),
-                    "feedback": entry.get("feedback"),
-                    "approved": entry.get("approved", False),
+                    "iteration": entry.iteration,
+                    "prompt": entry.rewrite,
+                    "scores": entry.scores,
+                    "overall": entry.overall,
+                    "feedback": entry.feedback,
+                    "approved": entry.approved,
                 },
             )

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from scenechain.protocol import SceneTrace
 
 from api.deps import GenerationId, SceneNumber, Service, User, VariationNumber
-from api.protocol import SceneTrace
 
 router = APIRouter()
 

@@ -333,25 +333,31 @@ def trace_files() -> dict[str, str]:
 def test_enhancement_trace_pairs_each_rewrite_with_its_critic_verdict() -> None:
     trace = enhancement_trace(trace_files())
 
-    assert trace["original_prompt"] == "a can of soda"
-    assert [(it["iteration"], it["overall"], it["approved"]) for it in trace["iterations"]] == [
+    assert trace.original_prompt == "a can of soda"
+    assert [(it.iteration, it.overall, it.approved) for it in trace.iterations] == [
         (1, 72.5, False),
         (2, 89.0, True),
     ]
-    assert trace["iterations"][0]["rewrite"] == "a can of soda, golden hour"
-    assert trace["iterations"][0]["scores"] == {"completeness": 80, "cinematography": 60}
-    assert trace["iterations"][0]["feedback"] == "more light"
-    assert trace["final_prompt"].endswith("shallow depth of field")
-    assert trace["summary"]["stop_reason"] == "approved" and trace["quality_scores"] == {"best_index": 1}
-    assert trace["variations"] == ["image_1.png", "image_2.png", "image_10.png"]
+    assert trace.iterations[0].rewrite == "a can of soda, golden hour"
+    assert trace.iterations[0].scores == {"completeness": 80, "cinematography": 60}
+    assert trace.iterations[0].feedback == "more light"
+    assert trace.final_prompt is not None and trace.final_prompt.endswith("shallow depth of field")
+    assert trace.summary is not None and trace.summary["stop_reason"] == "approved"
+    assert trace.quality_scores == {"best_index": 1}
+    assert trace.variations == ["image_1.png", "image_2.png", "image_10.png"]
 
 
 def test_enhancement_trace_of_a_simple_scene_and_of_a_non_json_critic() -> None:
-    assert enhancement_trace({"00_original_prompt.txt": "x"})["iterations"] == []
+    assert enhancement_trace({"00_original_prompt.txt": "x"}).iterations == []
     odd = enhancement_trace(
         {"01_agent1_iteration_1.txt": "rewrite", "02_agent2_iteration_1.txt": "score: 7/10"}
     )
-    assert odd["iterations"][0]["critic_text"] == "score: 7/10" and odd["iterations"][0]["overall"] is None
+    assert odd.iterations[0].critic_text == "score: 7/10" and odd.iterations[0].overall is None
+    # an LLM critic's JSON with junk where numbers belong gives no scores, not a crash
+    junk = enhancement_trace(
+        {"02_agent2_iteration_1.txt": '{"scores": {"a": "high", "b": 70}, "overall": "ninety"}'}
+    )
+    assert junk.iterations[0].scores == {"b": 70.0} and junk.iterations[0].overall is None
 
 
 def test_recorder_emits_one_enhancer_iteration_event_per_round() -> None:

@@ -157,6 +157,46 @@ class SceneOut(BaseModel):
     best_index: int = Field(default=1, description="1-based variation kept.")
 
 
+class TraceIteration(BaseModel):
+    """One round of the two-agent enhancer."""
+
+    iteration: int = Field(description="1-based iteration number.")
+    rewrite: str | None = Field(default=None, description="The Cinematographer's rewrite (agent 1).")
+    scores: dict[str, float] = Field(
+        default_factory=dict, description="The critic's criterion scores (agent 2)."
+    )
+    overall: float | None = Field(default=None, description="The critic's overall score, 0-100.")
+    feedback: str | None = Field(default=None, description="The critic's feedback.")
+    negative_prompt: str | None = Field(default=None, description="The critic's negative prompt.")
+    approved: bool = Field(default=False, description="Whether this rewrite reached the approve threshold.")
+    critic_text: str | None = Field(default=None, description="The critic's file, when it was not JSON.")
+
+
+class EnhancementTrace(BaseModel):
+    """A scene's trace files read as one document (what the Director's files say)."""
+
+    original_prompt: str | None = Field(description="The planned prompt (00_original_prompt.txt).")
+    iterations: list[TraceIteration] = Field(description="Rewrite → critic rounds, in order.")
+    final_prompt: str | None = Field(description="The prompt generated with (final_enhanced_prompt.txt).")
+    summary: dict[str, Any] | None = Field(description="prompt_trace_summary.json, parsed.")
+    quality_scores: dict[str, Any] | None = Field(description="quality_scores.json, parsed.")
+    variations: list[str] = Field(description="Variation image files (image_k.png).")
+
+
+class SceneTrace(BaseModel):
+    """The enhancement trace of one scene (``GET .../scenes/{n}/trace``)."""
+
+    generation_id: str = Field(description="Generation id.")
+    scene: int = Field(description="1-based scene number.")
+    original_prompt: str | None = Field(description="The planned prompt (00_original_prompt.txt).")
+    iterations: list[TraceIteration] = Field(description="Rewrite → critic rounds, in order.")
+    final_prompt: str | None = Field(description="The prompt generated with (final_enhanced_prompt.txt).")
+    summary: dict[str, Any] | None = Field(description="prompt_trace_summary.json, parsed.")
+    quality_scores: dict[str, Any] | None = Field(description="quality_scores.json, parsed.")
+    variations: list[str] = Field(description="Variation image files (image_k.png).")
+    files: dict[str, str] = Field(description="Every text/JSON trace file by name, verbatim.")
+
+
 class GenerationStatus(BaseModel):
     """The full status document of one generation."""
 

@@ -9,7 +9,7 @@ SD-1.5 architecture at full size with random weights: it costs what the real mod
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from weights.clip_tokenizer import save_clip_tokenizer
 
@@ -131,11 +131,13 @@ def _forge_sd(out_dir: Path, seed: int, config: dict[str, Any]) -> dict[str, Any
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipeline.save_pretrained(str(out_dir), safe_serialization=True)
+    # diffusers' stubs lose save_pretrained through its mixins; it is there at run time.
+    cast(Any, pipeline).save_pretrained(str(out_dir), safe_serialization=True)
     for leftover in tokenizer_dir.iterdir():
         leftover.unlink()
     tokenizer_dir.rmdir()
-    parameters = sum(p.numel() for m in (unet, vae, text_encoder) for p in m.parameters())
+    modules: list[Any] = [unet, vae, text_encoder]
+    parameters = sum(p.numel() for module in modules for p in module.parameters())
     return {"format": "diffusers", "pipeline": "StableDiffusionPipeline", "parameters": parameters}
 
 

@@ -2,6 +2,10 @@
 
 ``@serve.batch`` collects concurrent calls; calls with the same prompt are scored in one model
 call. Failures come back as ``ScoreOutcome.error`` (not exceptions) so the Director can reweight.
+
+Health: a loaded model that can no longer score (a broken device, a corrupted model) fails
+``check_health`` so Serve replaces the replica. A scorer that failed to load, or whose failure is
+injected, stays healthy: the Director degrades around it, and a restart would not help.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +22,13 @@ from ray import serve
 
 from deployments.settings import ScorerReplicaSettings
 from director.ports import ScoreOutcome, ScoreRequest
-from scorers.base import ScoreResult
+from scorers.base import FailingScorer, Scorer, ScoreResult
 from scorers.registry import build_scorer
 
 logger = logging.getLogger(__name__)
+
+HEALTH_PROBE_IDLE_S = 120.0  # probe the model only when no call scored this recently
+HEALTH_PROBE_PROMPT = "a grey square"
 
 
 @serve.deployment(name="Scorer", max_ongoing_requests=32, health_check_period_s=30)
@@ -31,6 +39,7 @@ class ScorerDeployment:
         config = ScorerReplicaSettings.model_validate(settings)
         self.name = name = config.name
         self.load_error: str | None = None
+        self.core: Scorer | None
         try:
             self.core = build_scorer(
                 name,
@@ -44,6 +53,8 @@ class ScorerDeployment:
             logger.exception("scorer %s failed to load", name)
             self.core = None
             self.load_error = f"{type(exc).__name__}: {exc}"
+        self._model = asyncio.Lock()  # batches and the health probe share one model
+        self._last_ok = time.monotonic()
         self._score_batch.set_max_batch_size(config.batch.max_batch_size)
         self._score_batch.set_batch_wait_timeout_s(config.batch.batch_wait_timeout_s)
 
@@ -55,9 +66,13 @@ class ScorerDeployment:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _score_batch(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
-        return await asyncio.to_thread(self._score_grouped, requests)
+        async with self._model:
+            return await asyncio.to_thread(self._score_grouped, requests)
 
     def _score_grouped(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
+        core = self.core
+        if core is None:  # score() answers before batching; this keeps the type checker honest
+            return [ScoreOutcome(error=f"{self.name} unavailable: {self.load_error}") for _ in requests]
         # Requests with the same prompt share one model call; results are split back in order.
         outcomes: list[ScoreOutcome | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
@@ -69,7 +84,8 @@ class ScorerDeployment:
                     [Image.open(io.BytesIO(png)).convert("RGB") for png in requests[p].images]
                     for p in positions
                 ]
-                result = self.core.score(prompt, [image for group in images for image in group])
+                result = core.score(prompt, [image for group in images for image in group])
+                self._last_ok = time.monotonic()
             except Exception as exc:
                 for position in positions:
                     outcomes[position] = ScoreOutcome(error=f"{type(exc).__name__}: {exc}")
@@ -89,8 +105,20 @@ class ScorerDeployment:
                 start = end
         return [outcome or ScoreOutcome(error="not scored") for outcome in outcomes]
 
-    def check_health(self) -> None:
-        """Healthy even when the model failed to load (the Director degrades around it)."""
+    async def check_health(self) -> None:
+        """Fails when the loaded model can't score an 8x8 probe, unless a call scored recently.
+
+        Healthy when the model failed to load or its failure is injected (the Director degrades
+        around it; a new replica would fail the same way).
+        """
+        if self.core is None or isinstance(self.core, FailingScorer):
+            return
+        if time.monotonic() - self._last_ok < HEALTH_PROBE_IDLE_S:
+            return
+        probe = Image.new("RGB", (8, 8), (128, 128, 128))
+        async with self._model:
+            await asyncio.to_thread(self.core.score, HEALTH_PROBE_PROMPT, [probe])  # raises ScorerError
+        self._last_ok = time.monotonic()
 
 
 def _slice_extra(extra: dict[str, Any], start: int, end: int, total: int) -> dict[str, Any]:

@@ -10,7 +10,8 @@ Loading (``ModelSpec``):
   as ``org/repo/filename.pth`` (fetched with ``huggingface_hub.hf_hub_download``);
 - ``options.clip`` (+ ``options.clip_pretrained``): the CLIP image tower, as for CLIPScore (an
   open_clip local dir, or a model name + pretrained tag such as ``ViT-L-14`` / ``openai``). It is
-  shared with CLIPScore when both name the same CLIP.
+  shared with CLIPScore when both name the same CLIP (options: ``AestheticOptions`` in
+  ``scorers.catalogue``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from scorers.base import BatchScorer, ScorerError, resolve_device, resolve_dtype, shared_model
+from scorers.catalogue import AestheticOptions
 from scorers.clipscore import OpenClipBundle, encode_images, load_open_clip, open_clip_model_name
 from weights.architectures import AestheticMLP
 
@@ -83,13 +85,9 @@ class AestheticScorer(BatchScorer):
         self.mlp = mlp
 
     @classmethod
-    def from_spec(cls, source: str, options: dict[str, Any], *, device: str, dtype: str) -> AestheticScorer:
-        if "clip" not in options:
-            raise ScorerError(
-                "aesthetic needs options.clip: the CLIP ViT-L/14 (or local dir) it was trained on"
-            )
-        clip_name = open_clip_model_name(options["clip"], options.get("clip_arch"))
-        clip = load_open_clip(clip_name, options.get("clip_pretrained"), device, dtype)
+    def from_spec(cls, source: str, options: AestheticOptions, *, device: str, dtype: str) -> AestheticScorer:
+        clip_name = open_clip_model_name(options.clip, options.clip_arch)
+        clip = load_open_clip(clip_name, options.clip_pretrained, device, dtype)
         resolve_dtype(dtype, resolve_device(device))  # validates the dtype name
         return cls(clip, load_aesthetic_mlp(source, device))
 

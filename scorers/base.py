@@ -7,7 +7,8 @@ kind leave a scorer as ``ScorerError`` so callers can drop that scorer and keep 
 Fault injection (for service tests, through config): a scorer's options may carry
 ``{"fail_with": "message"}`` (or ``{"fail": True}``): the registry then builds a scorer that loads
 no model and raises ``ScorerError(message)`` on every ``score`` call; ``{"fail_on_load": "message"}``
-makes ``build_scorer`` itself raise ``ScorerError``.
+makes ``build_scorer`` itself raise ``ScorerError``. These options are typed in
+``scorers.catalogue.ScorerOptions``, which every scorer's options model extends.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class ScoreResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scorer: str = Field(description="Scorer name: 'pickscore', 'clipscore', 'vqa' or 'aesthetic'.")
+    scorer: str = Field(description="Scorer name, as in the catalogue (scorers.catalogue), e.g. 'pickscore'.")
     raw: list[float] = Field(description="Per image, the method's native value.")
     normalized: list[float] = Field(description="Per image, the value mapped to 0–100.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Scorer-specific per-image extras.")

@@ -9,7 +9,7 @@ Loading (``ModelSpec``):
 - otherwise ``options.arch`` (default: ``source``) is an open_clip model name and
   ``options.pretrained`` its tag, e.g. ``ViT-L-14`` / ``openai`` in production.
 Option ``text_prefix`` (default ``""``) is prepended to the prompt; Hessel et al. used
-``"A photo depicts "``.
+``"A photo depicts "``. Options: ``ClipScoreOptions`` in ``scorers.catalogue``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scorers.base import BatchScorer, ScorerError, resolve_device, resolve_dtype, shared_model
+from scorers.catalogue import ClipScoreOptions
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-CLIPSCORE_W = 2.5
+CLIPSCORE_W = ClipScoreOptions().w
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,9 @@ class ClipScoreScorer(BatchScorer):
         self.text_prefix = text_prefix
 
     @classmethod
-    def from_spec(cls, source: str, options: dict[str, Any], *, device: str, dtype: str) -> ClipScoreScorer:
-        name = open_clip_model_name(source, options.get("arch"))
-        bundle = load_open_clip(name, options.get("pretrained"), device, dtype)
-        return cls(bundle, w=float(options.get("w", CLIPSCORE_W)), text_prefix=options.get("text_prefix", ""))
+    def from_spec(cls, source: str, options: ClipScoreOptions, *, device: str, dtype: str) -> ClipScoreScorer:
+        bundle = load_open_clip(open_clip_model_name(source, options.arch), options.pretrained, device, dtype)
+        return cls(bundle, w=options.w, text_prefix=options.text_prefix)
 
     def _score_batch(
         self, prompt: str, images: list[Image.Image]

@@ -11,7 +11,8 @@ different model should set its own.
 
 Loading (``ModelSpec``): ``source`` is a transformers ``CLIPModel`` (``yuvalkirstain/PickScore_v1`` in
 production), ``options.processor`` the ``CLIPProcessor`` (``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``);
-both go through ``from_pretrained`` (option ``subfolder`` applies to both).
+both go through ``from_pretrained`` (option ``subfolder`` applies to both). Options: ``PickScoreOptions``
+in ``scorers.catalogue``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scorers.base import BatchScorer, ScorerError, resolve_device, resolve_dtype, shared_model
+from scorers.catalogue import PickScoreOptions
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-DEFAULT_CALIBRATION = (18.0, 24.0)
+DEFAULT_CALIBRATION = (PickScoreOptions().calibration_low, PickScoreOptions().calibration_high)
 
 
 @dataclass(frozen=True)
@@ -81,19 +83,15 @@ class PickScoreScorer(BatchScorer):
     def __init__(
         self, bundle: HFClipBundle, *, calibration: tuple[float, float] = DEFAULT_CALIBRATION
     ) -> None:
+        calibrate([], *calibration)  # validate early
         self.bundle = bundle
         self.calibration = calibration
 
     @classmethod
-    def from_spec(cls, source: str, options: dict[str, Any], *, device: str, dtype: str) -> PickScoreScorer:
-        processor = options.get("processor", source)
-        bundle = load_hf_clip(source, processor, device, dtype, subfolder=options.get("subfolder", ""))
-        calibration = (
-            float(options.get("calibration_low", DEFAULT_CALIBRATION[0])),
-            float(options.get("calibration_high", DEFAULT_CALIBRATION[1])),
-        )
-        calibrate([], *calibration)  # validate early
-        return cls(bundle, calibration=calibration)
+    def from_spec(cls, source: str, options: PickScoreOptions, *, device: str, dtype: str) -> PickScoreScorer:
+        processor = options.processor or source
+        bundle = load_hf_clip(source, processor, device, dtype, subfolder=options.subfolder)
+        return cls(bundle, calibration=(options.calibration_low, options.calibration_high))
 
     def _score_batch(
         self, prompt: str, images: list[Image.Image]

@@ -10,7 +10,7 @@ Loading (``ModelSpec``): ``source`` is a transformers image-text-to-text checkpo
 (``AutoModelForImageTextToText`` + ``AutoProcessor``; production ``llava-hf/llava-1.5-7b-hf``); the
 prompt goes through the processor's chat template. Options: ``question_template`` (with ``{prompt}``),
 ``yes_token`` / ``no_token`` (default ``"Yes"`` / ``"No"``; the first token the model would emit
-for each reply is used, see ``answer_token_id``).
+for each reply is used, see ``answer_token_id``); see ``VqaOptions`` in ``scorers.catalogue``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scorers.base import BatchScorer, ScorerError, resolve_device, resolve_dtype, shared_model
+from scorers.catalogue import VqaOptions
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-QUESTION_TEMPLATE = 'Does this figure show "{prompt}"? Please answer yes or no.'
+QUESTION_TEMPLATE = VqaOptions().question_template
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,12 @@ class VqaScorer(BatchScorer):
             raise ScorerError(f"yes/no answers share their first token ({self.yes_id})")
 
     @classmethod
-    def from_spec(cls, source: str, options: dict[str, Any], *, device: str, dtype: str) -> VqaScorer:
+    def from_spec(cls, source: str, options: VqaOptions, *, device: str, dtype: str) -> VqaScorer:
         return cls(
             load_vqa(source, device, dtype),
-            question_template=options.get("question_template", QUESTION_TEMPLATE),
-            yes_token=options.get("yes_token", "Yes"),
-            no_token=options.get("no_token", "No"),
+            question_template=options.question_template,
+            yes_token=options.yes_token,
+            no_token=options.no_token,
         )
 
     def build_inputs(self, prompt: str, images: list[Image.Image]) -> dict[str, Any]:

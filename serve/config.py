@@ -26,10 +26,11 @@ from deployments.settings import (
     ScorerReplicaSettings,
 )
 from director.core import DirectorSettings, RetentionSettings
+from scorers import SCORER_NAMES
 from store.faults import FaultSettings, RetryPolicy
 from weights.profiles import ROLES, ModelSpec, Profile, Role, get_profile
 
-SCORER_ROLES: tuple[str, ...] = ("pickscore", "clipscore", "vqa", "aesthetic")
+SCORER_ROLES: tuple[str, ...] = SCORER_NAMES  # the scorer catalogue (scorers.catalogue) names them
 
 
 class _Strict(BaseModel):

@@ -22,14 +22,11 @@ import pydantic
 import pytest
 from PIL import Image
 from rich.console import Console
-from scenechain.client import parse_retry_after, resolve_connection
-from scenechain.events import GenerationEvent, format_sse, format_sse_comment
-from scenechain.protocol import GenerationStatus
-
 from scenechain import (
     AsyncClient,
     AuthenticationError,
     Client,
+    ConflictError,
     ConnectionFailed,
     EventsUnavailable,
     NotFoundError,
@@ -40,6 +37,9 @@ from scenechain import (
     WaitTimeout,
     cli,
 )
+from scenechain.client import parse_retry_after, resolve_connection
+from scenechain.events import GenerationEvent, format_sse, format_sse_comment
+from scenechain.protocol import GenerationStatus
 
 URL = "http://scenechain.test"
 TOKEN = "tok.en.jwt"
@@ -168,8 +168,9 @@ class FakeServer:
         if callable(answer):
             return answer(request)
         if isinstance(answer, list):
-            return answer.pop(0) if len(answer) > 1 else answer[0]
-        return answer
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        # a fresh copy: a Response object is consumed by the client that receives it
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.read())
 
     def client(self) -> Client:
         return Client(URL, TOKEN, transport=httpx.MockTransport(self))
@@ -200,19 +201,65 @@ def completed_server(**extra: Any) -> FakeServer:
     return FakeServer(routes)
 
 
+SHEET = f"GET /api/generations/{GID}/export/contact-sheet.png"
+ANIMATIC = f"GET /api/generations/{GID}/export/animatic.mp4"
+
+
+def served_exports() -> dict[str, httpx.Response]:
+    """The export routes of a server that builds both exports (the client writes these bytes)."""
+    return {
+        SHEET: httpx.Response(200, content=png((9, 9, 9)), headers={"content-type": "image/png"}),
+        ANIMATIC: httpx.Response(200, content=b"\0\0\0\x18ftypisom-server-mp4"),
+    }
+
+
+class Driver:
+    """Calls one method on the sync or the async client: both must behave the same."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.sleeps: list[float] = []
+
+    def __call__(self, server: FakeServer, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self.kind == "sync":
+            with server.client() as client:
+                result = getattr(client, method)(*args, **kwargs)
+                return list(result) if method == "events" else result
+
+        async def run() -> Any:
+            async with server.async_client() as client:
+                result = getattr(client, method)(*args, **kwargs)
+                return [e async for e in result] if method == "events" else await result
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(params=["sync", "async"])
+def drive(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Driver:
+    """A ``Driver`` for each client; their sleeps are recorded instead of slept."""
+    driver = Driver(request.param)
+    monkeypatch.setattr("scenechain.client.time.sleep", driver.sleeps.append)
+
+    async def sleep(seconds: float) -> None:
+        driver.sleeps.append(seconds)
+
+    monkeypatch.setattr("scenechain.client.asyncio.sleep", sleep)
+    return driver
+
+
 # -- requests and parsing -------------------------------------------------------------------------
 
 
-def test_generate_sends_the_request_model_with_aliases_and_the_bearer_token() -> None:
+def test_generate_sends_the_request_model_with_aliases_and_the_bearer_token(drive: Driver) -> None:
     server = completed_server()
 
-    with server.client() as client:
-        accepted = client.generate(
-            "A citrus soda", advanced=True, variations=3, threshold=55.5, scenes=2, seed=7
-        )
+    accepted = drive(
+        server, "generate", "A citrus soda", advanced=True, variations=3, threshold=55.5, scenes=2, seed=7
+    )
 
     assert accepted.id == GID and accepted.status == "queued"
     (request,) = server.requests
+    assert request.method == "POST" and request.url == f"{URL}/api/generate"
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert json.loads(request.content) == {
         "prompt": "A citrus soda",
@@ -225,26 +272,60 @@ def test_generate_sends_the_request_model_with_aliases_and_the_bearer_token() ->
     }
 
 
-def test_generate_validates_settings_before_sending_anything() -> None:
+def test_generate_validates_settings_before_sending_anything(drive: Driver) -> None:
     server = completed_server()
-    with server.client() as client:
-        with pytest.raises(TypeError, match="unknown setting 'colour'"):
-            client.generate("x", colour="red")
-        with pytest.raises(pydantic.ValidationError, match="advanced_image_num_variations"):
-            client.generate("x", variations=1)
+    with pytest.raises(TypeError, match="unknown setting 'colour'"):
+        drive(server, "generate", "x", colour="red")
+    with pytest.raises(pydantic.ValidationError, match="advanced_image_num_variations"):
+        drive(server, "generate", "x", variations=1)
     assert server.requests == []
 
 
-def test_status_and_list_parse_into_the_servers_models() -> None:
-    with completed_server().client() as client:
-        status = client.status(GID)
-        page = client.list(limit=5, offset=0)
+def test_status_and_list_parse_into_the_servers_models(drive: Driver) -> None:
+    server = completed_server()
+
+    status = drive(server, "status", GID)
+    page = drive(server, "list", limit=5, offset=10)
 
     assert isinstance(status, GenerationStatus)
     assert status.scenes[1].reference_from == 1
     assert status.image_quality_scores["scene_2"].below_threshold
     assert status.image_quality_scores["scene_1"].per_image[1].vqa is None
     assert page.items[0].scenes_total == 3 and page.total == 1
+    assert dict(server.requests[-1].url.params) == {"limit": "5", "offset": "10"}
+
+
+def test_cancel_trace_files_and_health_use_their_routes(drive: Driver) -> None:
+    trace = {"generation_id": GID, "scene": 1, "original_prompt": "p", "iterations": []}
+    server = completed_server(
+        **{
+            f"POST /api/generations/{GID}/cancel": httpx.Response(200, json=status_doc("cancelled")),
+            f"GET /api/generations/{GID}/scenes/1/trace": httpx.Response(200, json=trace),
+            "GET /healthz": httpx.Response(
+                200, json={"status": "ok", "app": "scenechain", "profile": "tiny"}
+            ),
+        }
+    )
+
+    assert drive(server, "cancel", GID).status == "cancelled"
+    assert drive(server, "trace", GID, 1) == trace
+    assert drive(server, "image", GID, 2) == png((0, 200, 0))
+    assert drive(server, "variation", GID, 2, 1) == png((100, 50, 0))
+    assert drive(server, "health").profile == "tiny"
+    assert [f"{r.method} {r.url.path}" for r in server.requests] == [
+        f"POST /api/generations/{GID}/cancel",
+        f"GET /api/generations/{GID}/scenes/1/trace",
+        f"GET /api/generations/{GID}/scenes/2/image",
+        f"GET /api/generations/{GID}/scenes/2/variations/1",
+        "GET /healthz",
+    ]
+
+
+def test_a_missing_scene_image_raises_not_found(drive: Driver) -> None:
+    answer = httpx.Response(404, json={"detail": "scene 3 has no image yet"})
+    server = completed_server(**{f"GET /api/generations/{GID}/scenes/3/image": answer})
+    with pytest.raises(NotFoundError, match="scene 3 has no image yet"):
+        drive(server, "image", GID, 3)
 
 
 # -- error mapping --------------------------------------------------------------------------------
@@ -298,18 +379,18 @@ def test_status_and_list_parse_into_the_servers_models() -> None:
     ],
 )
 def test_error_statuses_map_to_exceptions_with_the_servers_message(
-    response: httpx.Response, error: type[Exception], message: str, retry_after: float | None
+    drive: Driver, response: httpx.Response, error: type[Exception], message: str, retry_after: float | None
 ) -> None:
     server = FakeServer({f"GET /api/status/{GID}": response})
 
-    with server.client() as client, pytest.raises(error) as raised:
-        client.status(GID)
+    with pytest.raises(error) as raised:
+        drive(server, "status", GID)
 
     assert raised.value.message == message
     assert raised.value.status_code == response.status_code
     assert raised.value.retry_after == retry_after
     assert str(raised.value) == f"HTTP {response.status_code}: {message}"
-    assert raised.value.url.endswith(f"/api/status/{GID}")
+    assert raised.value.method == "GET" and raised.value.url.endswith(f"/api/status/{GID}")
 
 
 def test_validation_error_lists_each_problem() -> None:
@@ -341,20 +422,19 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
 
 
-def test_an_unreachable_server_raises_connection_failed() -> None:
+def test_an_unreachable_server_raises_connection_failed(drive: Driver) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with Client(URL, TOKEN, transport=httpx.MockTransport(refuse)) as client, pytest.raises(ConnectionFailed):
-        client.status(GID)
+    server = FakeServer({f"GET /api/status/{GID}": refuse})
+    with pytest.raises(ConnectionFailed, match=f"GET {URL}/api/status/{GID}: connection refused"):
+        drive(server, "status", GID)
 
 
 # -- wait -----------------------------------------------------------------------------------------
 
 
-def test_wait_polls_until_finished_and_waits_out_503s(monkeypatch: pytest.MonkeyPatch) -> None:
-    sleeps: list[float] = []
-    monkeypatch.setattr("scenechain.client.time.sleep", sleeps.append)
+def test_wait_polls_until_finished_and_waits_out_503s(drive: Driver) -> None:
     server = FakeServer(
         {
             f"GET /api/status/{GID}": [
@@ -366,38 +446,56 @@ def test_wait_polls_until_finished_and_waits_out_503s(monkeypatch: pytest.Monkey
         }
     )
 
-    with server.client() as client:
-        status = client.wait(GID, timeout=60, poll=0.5)
+    status = drive(server, "wait", GID, timeout=60, poll=0.5)
 
     assert status.status == "completed"
-    assert sleeps == [0.5, 3.0, 0.5]
+    assert drive.sleeps == [0.5, 3.0, 0.5]
+    assert len(server.requests) == 4
 
 
-def test_wait_times_out_with_the_last_status_seen() -> None:
+def test_wait_raises_errors_other_than_busy_answers(drive: Driver) -> None:
+    server = FakeServer({f"GET /api/status/{GID}": httpx.Response(401, json={"detail": "token expired"})})
+    with pytest.raises(AuthenticationError, match="token expired"):
+        drive(server, "wait", GID, timeout=60, poll=0.5)
+    assert drive.sleeps == []
+
+
+def test_wait_times_out_with_the_last_status_seen(drive: Driver) -> None:
     server = FakeServer({f"GET /api/status/{GID}": httpx.Response(200, json=status_doc("running"))})
 
-    with server.client() as client, pytest.raises(WaitTimeout) as raised:
-        client.wait(GID, timeout=0.05, poll=0.01)
+    with pytest.raises(WaitTimeout) as raised:
+        drive(server, "wait", GID, timeout=0.05, poll=0.01)
 
     assert raised.value.last_status is not None and raised.value.last_status.status == "running"
     assert isinstance(raised.value, TimeoutError)
+    assert drive.sleeps and all(0 < s <= 0.01 for s in drive.sleeps)
 
 
 # -- events ---------------------------------------------------------------------------------------
 
 
-def test_events_yields_typed_events_until_done() -> None:
-    with completed_server().client() as client:
-        events = list(client.events(GID))
+def test_events_yields_typed_events_until_done(drive: Driver) -> None:
+    server = completed_server()
+
+    events = drive(server, "events", GID)
 
     assert [e.seq for e in events] == list(range(1, 13))
     assert events[-1].type == "done"
     assert events[6].type == "best_picked" and events[6].data["overall"] == 61.5
     assert isinstance(events[0], GenerationEvent)
+    (request,) = server.requests
+    assert request.headers["accept"] == "text/event-stream"
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
-def test_events_resume_with_last_event_id_after_a_dropped_stream(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("scenechain.client.time.sleep", lambda _s: None)
+def test_events_stop_reading_at_done(drive: Driver) -> None:
+    body = sse(event("done", 1, status="completed"), event("stage", 2, None, stage="late", label="late"))
+    server = FakeServer({f"GET /api/generations/{GID}/events": httpx.Response(200, content=body)})
+
+    assert [e.type for e in drive(server, "events", GID)] == ["done"]
+
+
+def test_events_resume_with_last_event_id_after_a_dropped_stream(drive: Driver) -> None:
     live = LIVE_EVENTS()
     answers = [
         httpx.Response(200, content=sse(*live[:5]), headers={"content-type": "text/event-stream"}),  # drops
@@ -405,52 +503,110 @@ def test_events_resume_with_last_event_id_after_a_dropped_stream(monkeypatch: py
     ]
     server = FakeServer({f"GET /api/generations/{GID}/events": answers})
 
-    with server.client() as client:
-        events = list(client.events(GID))
+    events = drive(server, "events", GID)
 
     assert [e.seq for e in events] == list(range(1, 13))  # no gap, no repeat
     first, second = server.requests
     assert "last-event-id" not in first.headers
     assert second.headers["last-event-id"] == "5"
     assert first.headers["accept"] == "text/event-stream"
+    assert drive.sleeps == [0.5]
 
 
-def test_events_skip_unknown_event_types() -> None:
+def test_events_start_after_a_given_last_event_id(drive: Driver) -> None:
+    server = FakeServer(
+        {f"GET /api/generations/{GID}/events": httpx.Response(200, content=sse(*LIVE_EVENTS()[9:]))}
+    )
+
+    events = drive(server, "events", GID, last_event_id=9)
+
+    assert [e.seq for e in events] == [10, 11, 12]
+    assert server.requests[0].headers["last-event-id"] == "9"
+
+
+def test_events_stop_quietly_after_max_reconnects_without_progress(drive: Driver) -> None:
+    silent = httpx.Response(200, content=sse(), headers={"content-type": "text/event-stream"})
+    server = FakeServer({f"GET /api/generations/{GID}/events": silent})
+
+    assert drive(server, "events", GID, max_reconnects=2) == []
+    assert len(server.requests) == 3  # the first connection and two reconnects
+    assert drive.sleeps == [0.5, 1.0]
+
+
+def test_events_do_not_reconnect_when_told_not_to(drive: Driver) -> None:
+    live = LIVE_EVENTS()
+    server = FakeServer({f"GET /api/generations/{GID}/events": httpx.Response(200, content=sse(*live[:3]))})
+
+    assert [e.seq for e in drive(server, "events", GID, reconnect=False)] == [1, 2, 3]
+    assert len(server.requests) == 1 and drive.sleeps == []
+
+
+def test_a_broken_stream_raises_connection_failed_once_out_of_reconnects(drive: Driver) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    server = FakeServer({f"GET /api/generations/{GID}/events": broken})
+
+    with pytest.raises(ConnectionFailed, match=f"event stream of {GID} broke: connection reset"):
+        drive(server, "events", GID, max_reconnects=2)
+    assert len(server.requests) == 3
+    assert drive.sleeps == [0.5, 1.0]
+
+
+def test_events_skip_unknown_event_types(drive: Driver) -> None:
     body = b"event: progress-v2\ndata: {}\n\n" + sse(event("done", 1, status="completed"))
     server = FakeServer({f"GET /api/generations/{GID}/events": httpx.Response(200, content=body)})
 
-    with server.client() as client:
-        assert [e.type for e in client.events(GID)] == ["done"]
+    assert [e.type for e in drive(server, "events", GID)] == ["done"]
 
 
-def test_events_on_a_server_without_the_endpoint_raise_events_unavailable() -> None:
-    with FakeServer({}).client() as client, pytest.raises(EventsUnavailable):
-        list(client.events(GID))
+def test_events_on_a_server_without_the_endpoint_raise_events_unavailable(drive: Driver) -> None:
+    with pytest.raises(EventsUnavailable):
+        drive(FakeServer({}), "events", GID)
 
 
-def test_events_of_an_unknown_generation_raise_not_found() -> None:
+def test_events_of_an_unknown_generation_raise_not_found(drive: Driver) -> None:
     answer = httpx.Response(404, json={"detail": f"generation {GID} not found"})
     server = FakeServer({f"GET /api/generations/{GID}/events": answer})
-    with server.client() as client, pytest.raises(NotFoundError, match="not found"):
-        list(client.events(GID))
+    with pytest.raises(NotFoundError, match="not found"):
+        drive(server, "events", GID)
 
 
-# -- download -------------------------------------------------------------------------------------
+# -- exports and download -------------------------------------------------------------------------
 
 
-def test_download_writes_best_images_variations_status_and_server_exports(tmp_path: Path) -> None:
-    server = completed_server(
-        **{
-            f"GET /api/generations/{GID}/export/contact-sheet.png": httpx.Response(200, content=b"SHEET"),
-            f"GET /api/generations/{GID}/export/animatic.mp4": httpx.Response(200, content=b"MP4"),
-        }
-    )
+def test_export_returns_the_servers_bytes_or_none_when_it_has_no_such_route(drive: Driver) -> None:
+    server = completed_server(**{SHEET: served_exports()[SHEET]})
 
-    with server.client() as client:
-        paths = client.download(GID, tmp_path / "out", variations=True)
+    assert drive(server, "export", GID, "contact-sheet.png") == png((9, 9, 9))
+    assert drive(server, "export", GID, "animatic.mp4") is None
 
-    names = sorted(p.name for p in paths)
-    assert names == sorted(
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (httpx.Response(404, json={"detail": f"generation {GID} not found"}), NotFoundError),
+        (httpx.Response(409, json={"detail": "no scene is finished yet"}), ConflictError),
+        (httpx.Response(500, text="ffmpeg crashed"), ServerError),
+    ],
+)
+def test_export_errors_of_an_existing_route_are_raised(
+    drive: Driver, answer: httpx.Response, error: type[Exception]
+) -> None:
+    server = completed_server(**{ANIMATIC: answer})
+    with pytest.raises(error):
+        drive(server, "export", GID, "animatic.mp4")
+
+
+def test_download_writes_best_images_variations_status_and_the_servers_exports(
+    drive: Driver, tmp_path: Path
+) -> None:
+    server = completed_server(**served_exports())
+
+    paths = drive(server, "download", GID, tmp_path / "out", variations=True)
+
+    out = tmp_path / "out"
+    assert sorted(p.name for p in paths) == sorted(
         [
             "status.json",
             "scene_01.png",
@@ -463,52 +619,90 @@ def test_download_writes_best_images_variations_status_and_server_exports(tmp_pa
             "animatic.mp4",
         ]
     )
-    assert (tmp_path / "out" / "scene_02.png").read_bytes() == png((0, 200, 0))
-    assert (tmp_path / "out" / "contact_sheet.png").read_bytes() == b"SHEET"
-    assert json.loads((tmp_path / "out" / "status.json").read_text())["id"] == GID
-    assert not list((tmp_path / "out").glob("*.part"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)
+    assert (out / "scene_02.png").read_bytes() == png((0, 200, 0))
+    assert (out / "scene_01_variation_2.png").read_bytes() == png((50, 100, 0))
+    assert (out / "contact_sheet.png").read_bytes() == png((9, 9, 9))
+    assert (out / "animatic.mp4").read_bytes() == b"\0\0\0\x18ftypisom-server-mp4"
+    assert json.loads((out / "status.json").read_text()) == GenerationStatus.model_validate(
+        status_doc()
+    ).model_dump(mode="json")
 
 
-def test_download_builds_the_exports_locally_when_the_server_has_none(tmp_path: Path) -> None:
-    with completed_server().client() as client:
-        client.download(GID, tmp_path)
+def test_download_skips_exports_the_server_does_not_offer(drive: Driver, tmp_path: Path) -> None:
+    server = completed_server()  # no export routes: FastAPI's 404 "Not Found"
 
-    sheet = Image.open(tmp_path / "contact_sheet.png")
-    assert sheet.format == "PNG" and sheet.width > 2 * 32
-    assert (tmp_path / "animatic.mp4").read_bytes()[4:8] == b"ftyp"
+    paths = drive(server, "download", GID, tmp_path)
+
+    assert sorted(p.name for p in paths) == ["scene_01.png", "scene_02.png", "status.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_01.png", "scene_02.png", "status.json"]
+    asked = [r.url.path for r in server.requests if "/export/" in r.url.path]
+    assert asked == [
+        f"/api/generations/{GID}/export/contact-sheet.png",
+        f"/api/generations/{GID}/export/animatic.mp4",
+    ]
+
+
+def test_download_writes_the_one_export_the_server_offers(drive: Driver, tmp_path: Path) -> None:
+    server = completed_server(
+        **{
+            SHEET: served_exports()[SHEET],
+            ANIMATIC: httpx.Response(405, json={"detail": "Method Not Allowed"}),
+        }
+    )
+
+    paths = drive(server, "download", GID, tmp_path)
+
+    assert "contact_sheet.png" in {p.name for p in paths}
+    assert (tmp_path / "contact_sheet.png").read_bytes() == png((9, 9, 9))
+    assert not (tmp_path / "animatic.mp4").exists()
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_download_without_exports_or_scenes_asks_for_none(drive: Driver, tmp_path: Path) -> None:
+    server = completed_server(**served_exports())
+    drive(server, "download", GID, tmp_path / "a", exports=False)
+    queued = completed_server(
+        **served_exports(), **{f"GET /api/status/{GID}": httpx.Response(200, json=status_doc("queued"))}
+    )
+    paths = drive(queued, "download", GID, tmp_path / "b")
+
+    assert not any("/export/" in r.url.path for r in server.requests + queued.requests)
+    assert not (tmp_path / "a" / "contact_sheet.png").exists()
+    assert [p.name for p in paths] == ["status.json"]
+
+
+def test_download_fails_on_an_export_error_instead_of_skipping_it(drive: Driver, tmp_path: Path) -> None:
+    server = completed_server(**{SHEET: httpx.Response(500, text="render failed")})
+    with pytest.raises(ServerError, match="render failed"):
+        drive(server, "download", GID, tmp_path)
+    assert not (tmp_path / "contact_sheet.png").exists()
 
 
 # -- async client ---------------------------------------------------------------------------------
 
 
 def test_async_client_generate_events_wait_and_download(tmp_path: Path) -> None:
-    server = completed_server()
+    server = completed_server(**served_exports())
 
     async def run() -> tuple[Any, list[GenerationEvent], GenerationStatus, list[Path]]:
         async with server.async_client() as client:
             accepted = await client.generate("A citrus soda", scenes=2)
             events = [e async for e in client.events(accepted.id)]
             status = await client.wait(accepted.id, timeout=5)
-            paths = await client.download(accepted.id, tmp_path, exports=False)
+            paths = await client.download(accepted.id, tmp_path)
             return accepted, events, status, paths
 
     accepted, events, status, paths = asyncio.run(run())
 
     assert accepted.id == GID and events[-1].type == "done" and status.status == "completed"
-    assert sorted(p.name for p in paths) == ["scene_01.png", "scene_02.png", "status.json"]
-
-
-def test_async_client_maps_errors_the_same_way() -> None:
-    server = FakeServer(
-        {"GET /api/generations": httpx.Response(401, json={"detail": "missing bearer token"})}
-    )
-
-    async def run() -> None:
-        async with server.async_client() as client:
-            await client.list()
-
-    with pytest.raises(AuthenticationError, match="missing bearer token"):
-        asyncio.run(run())
+    assert sorted(p.name for p in paths) == [
+        "animatic.mp4",
+        "contact_sheet.png",
+        "scene_01.png",
+        "scene_02.png",
+        "status.json",
+    ]
 
 
 # -- connection settings --------------------------------------------------------------------------
@@ -561,12 +755,13 @@ def test_cli_generate_follows_events_prints_scores_and_downloads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = completed_server(
+        **served_exports(),
         **{
             f"GET /api/status/{GID}": [
                 httpx.Response(200, json=status_doc("running")),
                 httpx.Response(200, json=status_doc("completed")),
             ]
-        }
+        },
     )
 
     code, out = run_cli(
@@ -594,7 +789,9 @@ def test_cli_generate_follows_events_prints_scores_and_downloads(
     assert out.count("warning: scene 2") == 1  # the event and the final status don't repeat it
     assert "below threshold" in out and "61.5" in out
     assert "scene 1 enhanced" in out
-    assert (tmp_path / "scene_01.png").exists() and (tmp_path / "animatic.mp4").exists()
+    assert (tmp_path / "scene_01.png").read_bytes() == png((200, 0, 0))
+    assert (tmp_path / "animatic.mp4").read_bytes() == b"\0\0\0\x18ftypisom-server-mp4"
+    assert f"wrote 5 file(s) to {tmp_path}" in out
 
 
 def test_cli_generate_polls_the_status_when_the_server_has_no_events(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -665,3 +862,16 @@ def test_cli_without_a_token_exits_2_with_a_hint(tmp_path: Path, monkeypatch: py
 
     assert args.handler(args) == 2
     assert "no token" in output.getvalue()
+
+
+def test_the_scenechain_client_command_offers_generate_status_and_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: scenechain-client")
+    assert all(command in out for command in ("generate", "status", "list"))
+    args = cli.build_parser().parse_args(["generate", "A brief", "--scenes", "2", "--advanced"])
+    assert args.handler is cli.cmd_generate and args.scenes == 2 and args.advanced

@@ -1,7 +1,8 @@
-"""scenechain: the public Python client and storyboard exports.
+"""scenechain (the ``scenechain-client`` distribution): the Python client of a scenechain server.
 
-``Client``/``AsyncClient`` talk to a running scenechain server (see docs/client.md); the models
-they return are the server's own (``scenechain.protocol``, ``scenechain.events``).
+``Client``/``AsyncClient`` talk to a running server over HTTP (see docs/client.md); the models
+they return are the protocol the server itself imports (``scenechain.protocol``,
+``scenechain.events``). ``scenechain.cli`` is the ``scenechain-client`` command.
 """
 
 from scenechain.client import (

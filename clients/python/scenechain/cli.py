@@ -1,4 +1,7 @@
-"""Client sub-commands of ``scenechain``: ``generate``, ``status``, ``list`` against a running server.
+"""The client commands ``generate``, ``status``, ``list`` against a running server.
+
+They are the whole ``scenechain-client`` command (``main``, this package's console script) and
+also sub-commands of the server's ``scenechain`` command (``add_client_commands``).
 
 URL and token come from ``--url``/``--token``, else ``SCENECHAIN_URL``/``SCENECHAIN_TOKEN``, else
 ``~/.config/scenechain/config.toml`` (``url = "..."``, ``token = "..."``; ``--config`` or
@@ -365,7 +368,7 @@ def _generate(args: argparse.Namespace, client: Client, console: Console) -> int
     try:
         status = client.wait(accepted.id, timeout=max(5.0, args.poll * 5), poll=args.poll)
     except WaitTimeout as exc:
-        console.print(f"[red]timed out:[/red] {exc}; `scenechain status {accepted.id}` shows it later")
+        console.print(f"[red]timed out:[/red] {exc}; `scenechain-client status {accepted.id}` shows it later")
         return 1
     if args.json:
         _print_json(console, status.model_dump(mode="json"))
@@ -417,18 +420,6 @@ cmd_status = _guarded(_status)
 cmd_list = _guarded(_list)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m scenechain.cli``) until serve/cli.py wires the commands."""
-    parser = argparse.ArgumentParser(prog="scenechain", description=__doc__.split("\n\n")[0])
-    add_client_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``scenechain-client`` parser: the client commands alone (no server code)."""
     parser = argparse.ArgumentParser(
@@ -439,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``scenechain-client`` script."""
+    """Entry point of the ``scenechain-client`` script (and ``python -m scenechain.cli``)."""
     args = build_parser().parse_args(argv)
     return int(args.handler(args))
 

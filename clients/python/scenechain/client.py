@@ -14,6 +14,12 @@ Typed with the server's own models (``scenechain.protocol``, ``scenechain.events
 Errors are ``APIError`` subclasses that carry the server's message (and ``retry_after`` for
 429/503): ``AuthenticationError`` 401, ``NotFoundError`` 404, ``ValidationError`` 422,
 ``RateLimitError`` 429, ``ServiceUnavailableError`` 503, ``ServerError`` other 5xx.
+
+Layout: every operation is built once, without I/O, as a ``Call`` (method, path, query, body,
+headers, and the parser that turns the response into a model, bytes or an ``APIError``); the
+policies of ``wait``, ``events`` and ``download`` live once too (``_Waiter``, ``_EventStream``,
+``_download_plan``). ``Client`` and ``AsyncClient`` only do the I/O: ``_send`` a ``Call``, sleep,
+read a stream, write a file.
 """
 
 from __future__ import annotations
@@ -23,20 +29,21 @@ import json
 import os
 import time
 import tomllib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from scenechain.events import (
     EVENT_TYPES,
     TERMINAL_EVENT,
     GenerationEvent,
     SSEDecoder,
-    SSEMessage,
     event_from_sse,
 )
 from scenechain.protocol import (
@@ -233,7 +240,7 @@ def _is_missing_route(response: httpx.Response) -> bool:
     if response.status_code != 404:
         return False
     try:
-        return response.json().get("detail") == "Not Found"
+        return bool(response.json().get("detail") == "Not Found")
     except (ValueError, AttributeError):
         return True
 
@@ -291,14 +298,124 @@ def _canonical_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _event_or_none(message: SSEMessage) -> GenerationEvent | None:
-    if message.event not in EVENT_TYPES:
-        return None  # a comment-like or future event type: skip, don't break old clients
-    return event_from_sse(message)
+# -- operations, without I/O ---------------------------------------------------------------------
+#
+# Each API operation is a ``Call``: the request to send and the function that reads its answer
+# (a model, bytes, or an ``APIError``). ``Client`` and ``AsyncClient`` only carry calls over HTTP.
+
+T_co = TypeVar("T_co", covariant=True)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def _events_path(generation_id: str) -> str:
-    return f"/api/generations/{generation_id}/events"
+@dataclass(frozen=True)
+class Call(Generic[T_co]):
+    """One request (method, path, query, body, extra headers) and the parser of its response."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T_co]
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+    headers: Mapping[str, str] | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of ``httpx.Client.request`` / ``.stream`` (besides method and path)."""
+        return {"params": self.params, "json": self.json, "headers": self.headers}
+
+
+def _model(model: type[ModelT]) -> Callable[[httpx.Response], ModelT]:
+    def parse(response: httpx.Response) -> ModelT:
+        _raise_for_status(response)
+        return model.model_validate(response.json())
+
+    return parse
+
+
+def _bytes(response: httpx.Response) -> bytes:
+    _raise_for_status(response)
+    return response.content
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    _raise_for_status(response)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _bytes_if_offered(response: httpx.Response) -> bytes | None:
+    """The body, or None when the server has no such route (an export it does not offer)."""
+    if _is_missing_route(response):
+        return None
+    return _bytes(response)
+
+
+def _generation(generation_id: str) -> str:
+    return f"/api/generations/{generation_id}"
+
+
+class _Op:
+    """The ``Call`` of each operation."""
+
+    @staticmethod
+    def health() -> Call[Health]:
+        return Call("GET", "/healthz", _model(Health))
+
+    @staticmethod
+    def generate(prompt: str | GenerateRequest, settings: Mapping[str, Any]) -> Call[GenerateAccepted]:
+        body = build_request(prompt, settings).model_dump(mode="json", exclude_none=True)
+        return Call("POST", "/api/generate", _model(GenerateAccepted), json=body)
+
+    @staticmethod
+    def status(generation_id: str) -> Call[GenerationStatus]:
+        return Call("GET", f"/api/status/{generation_id}", _model(GenerationStatus))
+
+    @staticmethod
+    def list(limit: int, offset: int) -> Call[GenerationPage]:
+        params = {"limit": limit, "offset": offset}
+        return Call("GET", "/api/generations", _model(GenerationPage), params=params)
+
+    @staticmethod
+    def cancel(generation_id: str) -> Call[GenerationStatus]:
+        return Call("POST", f"{_generation(generation_id)}/cancel", _model(GenerationStatus))
+
+    @staticmethod
+    def image(generation_id: str, scene: int) -> Call[bytes]:
+        return Call("GET", f"{_generation(generation_id)}/scenes/{scene}/image", _bytes)
+
+    @staticmethod
+    def variation(generation_id: str, scene: int, k: int) -> Call[bytes]:
+        return Call("GET", f"{_generation(generation_id)}/scenes/{scene}/variations/{k}", _bytes)
+
+    @staticmethod
+    def trace(generation_id: str, scene: int) -> Call[dict[str, Any]]:
+        return Call("GET", f"{_generation(generation_id)}/scenes/{scene}/trace", _json)
+
+    @staticmethod
+    def export(generation_id: str, name: str) -> Call[bytes | None]:
+        return Call("GET", f"{_generation(generation_id)}/export/{name}", _bytes_if_offered)
+
+
+# The server's exports, by route name, and the file ``download`` writes each to.
+EXPORTS: tuple[tuple[str, str], ...] = (
+    ("contact-sheet.png", "contact_sheet.png"),
+    ("animatic.mp4", "animatic.mp4"),
+)
+
+
+def _download_plan(
+    generation_id: str, status: GenerationStatus, out: Path, *, variations: bool, exports: bool
+) -> Iterator[tuple[Path, Call[bytes | None]]]:
+    """(file, call) for everything ``download`` fetches after the status: each scene's best image,
+    optionally its variations, then the server's exports (a None answer: not offered, skipped)."""
+    for scene in status.scenes:
+        yield out / f"scene_{scene.index:02d}.png", _Op.image(generation_id, scene.index)
+        if variations:
+            for k in range(1, scene.num_variations + 1):
+                path = out / f"scene_{scene.index:02d}_variation_{k}.png"
+                yield path, _Op.variation(generation_id, scene.index, k)
+    if exports and status.scenes:
+        for name, filename in EXPORTS:
+            yield out / filename, _Op.export(generation_id, name)
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -309,8 +426,103 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _status_json(status: GenerationStatus) -> bytes:
-    return (json.dumps(status.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+def _write_status(out: Path, status: GenerationStatus) -> Path:
+    text = json.dumps(status.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    return _write(out / "status.json", text.encode())
+
+
+_BUSY = (RateLimitError, ServiceUnavailableError)
+
+
+class _Waiter:
+    """``wait``'s policy: finished or not, how long to sleep before the next poll, when to give up."""
+
+    def __init__(self, generation_id: str, timeout: float, poll: float) -> None:
+        self.generation_id = generation_id
+        self.timeout = timeout
+        self.poll = poll
+        self.deadline = time.monotonic() + timeout
+        self.last: GenerationStatus | None = None
+
+    def finished(self, outcome: GenerationStatus | APIError) -> GenerationStatus | None:
+        """The status if the generation is over (completed, failed or cancelled), else None."""
+        if isinstance(outcome, GenerationStatus):
+            self.last = outcome
+            if outcome.status in FINISHED_STATUSES:
+                return outcome
+        return None
+
+    def delay(self, outcome: GenerationStatus | APIError) -> float:
+        """Seconds to sleep: the poll period, or a busy answer's Retry-After. WaitTimeout when out of time."""
+        delay = self.poll
+        if isinstance(outcome, APIError):
+            delay = max(self.poll, outcome.retry_after or self.poll)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            state = self.last.status if self.last else "unknown"
+            raise WaitTimeout(
+                f"generation {self.generation_id} still {state} after {self.timeout:g}s", self.last
+            )
+        return min(delay, remaining)
+
+
+class _EventStream:
+    """``events``' protocol: the request (resuming with ``Last-Event-ID``), decoding lines into
+    events, and the reconnect policy after a dropped stream."""
+
+    def __init__(
+        self,
+        url: str,
+        generation_id: str,
+        last_event_id: int | str | None,
+        reconnect: bool,
+        max_reconnects: int,
+        timeout: httpx.Timeout,
+    ) -> None:
+        self.url = url
+        self.generation_id = generation_id
+        self.last_event_id = last_event_id
+        self.reconnect = reconnect
+        self.max_reconnects = max_reconnects
+        self.timeout = timeout
+        self.failures = 0
+        self.finished = False
+        self._decoder = SSEDecoder()
+
+    def call(self) -> Call[None]:
+        """The next connection's request; its parser raises for an error answer (body read first)."""
+        self._decoder = SSEDecoder()
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.last_event_id:
+            headers["Last-Event-ID"] = str(self.last_event_id)
+        return Call("GET", f"{_generation(self.generation_id)}/events", self._check, headers=headers)
+
+    def _check(self, response: httpx.Response) -> None:
+        if response.status_code >= 400 and _is_missing_route(response):
+            raise EventsUnavailable(f"{self.url} has no events endpoint")
+        _raise_for_status(response)
+
+    def feed(self, line: str) -> GenerationEvent | None:
+        """The event completed by this line, if any (unknown event types are skipped)."""
+        message = self._decoder.feed(line)
+        if message is None or message.event not in EVENT_TYPES:
+            return None  # partial message, or a future event type: skip, don't break old clients
+        event = event_from_sse(message)
+        if message.id:
+            self.last_event_id = message.id
+        self.failures = 0
+        self.finished = event.type == TERMINAL_EVENT
+        return event
+
+    def backoff(self, error: httpx.TransportError | None) -> float | None:
+        """After the stream ended before ``done`` (``error``: it broke): seconds to wait before
+        reconnecting, or None to stop. ConnectionFailed when a broken stream is given up."""
+        self.failures += 1
+        if not self.reconnect or self.failures > self.max_reconnects:
+            if error is not None:
+                raise ConnectionFailed(f"event stream of {self.generation_id} broke: {error}") from error
+            return None
+        return min(0.5 * self.failures, 5.0)
 
 
 class _Base:
@@ -318,12 +530,21 @@ class _Base:
         self.url = url.rstrip("/")
         self.token = token
 
+    @classmethod
+    def from_config(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> Self:
+        """A client with URL/token from arguments, environment or the config file."""
+        resolved_url, resolved_token = resolve_connection(url, token, kwargs.pop("config_path", None))
+        return cls(resolved_url, resolved_token, **kwargs)
+
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "scenechain-client/0.1"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         headers.update(extra or {})
         return headers
+
+    def _unreachable(self, call: Call[Any], exc: httpx.TransportError) -> ConnectionFailed:
+        return ConnectionFailed(f"{call.method} {self.url}{call.path}: {exc}")
 
 
 # -- sync ----------------------------------------------------------------------------------------
@@ -345,12 +566,6 @@ class Client(_Base):
             base_url=self.url, timeout=timeout, transport=transport, headers=self._headers()
         )
 
-    @classmethod
-    def from_config(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> Client:
-        """A client with URL/token from arguments, environment or the config file."""
-        resolved_url, resolved_token = resolve_connection(url, token, kwargs.pop("config_path", None))
-        return cls(resolved_url, resolved_token, **kwargs)
-
     def close(self) -> None:
         self._http.close()
 
@@ -360,61 +575,65 @@ class Client(_Base):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, call: Call[T_co]) -> T_co:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(call.method, call.path, **call.options())
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{method} {self.url}{path}: {exc}") from exc
-        _raise_for_status(response)
-        return response
+            raise self._unreachable(call, exc) from exc
+        return call.parse(response)
 
     # -- API -----------------------------------------------------------------------------------
 
     def health(self) -> Health:
         """``GET /healthz`` (no token needed)."""
-        return Health.model_validate(self._request("GET", "/healthz").json())
+        return self._send(_Op.health())
 
     def generate(self, prompt: str | GenerateRequest, **settings: Any) -> GenerateAccepted:
         """Submit a brief; returns at once (202) with the id. Settings: the request's field names or
         the aliases advanced, threshold, variations, iterations, scenes (plus seed, negative_prompt)."""
-        request = build_request(prompt, settings)
-        response = self._request(
-            "POST", "/api/generate", json=request.model_dump(mode="json", exclude_none=True)
-        )
-        return GenerateAccepted.model_validate(response.json())
+        return self._send(_Op.generate(prompt, settings))
 
     def status(self, generation_id: str) -> GenerationStatus:
         """The full status document."""
-        return GenerationStatus.model_validate(self._request("GET", f"/api/status/{generation_id}").json())
+        return self._send(_Op.status(generation_id))
 
     def list(self, limit: int = 20, offset: int = 0) -> GenerationPage:
         """A page of your generations, newest first."""
-        response = self._request("GET", "/api/generations", params={"limit": limit, "offset": offset})
-        return GenerationPage.model_validate(response.json())
+        return self._send(_Op.list(limit, offset))
 
     def cancel(self, generation_id: str) -> GenerationStatus:
         """Cancel an unfinished generation."""
-        response = self._request("POST", f"/api/generations/{generation_id}/cancel")
-        return GenerationStatus.model_validate(response.json())
+        return self._send(_Op.cancel(generation_id))
+
+    def image(self, generation_id: str, scene: int) -> bytes:
+        """PNG of a scene's kept image."""
+        return self._send(_Op.image(generation_id, scene))
+
+    def variation(self, generation_id: str, scene: int, k: int) -> bytes:
+        """PNG of variation k (1-based) of a scene."""
+        return self._send(_Op.variation(generation_id, scene, k))
+
+    def trace(self, generation_id: str, scene: int) -> dict[str, Any]:
+        """The scene's enhancement trace (original, rewrites, critic scores, final, quality scores)."""
+        return self._send(_Op.trace(generation_id, scene))
+
+    def export(self, generation_id: str, name: str) -> bytes | None:
+        """A server-side export ('contact-sheet.png' or 'animatic.mp4'); None when the server has none."""
+        return self._send(_Op.export(generation_id, name))
 
     def wait(self, generation_id: str, timeout: float = 900.0, poll: float = 1.0) -> GenerationStatus:
         """Poll until completed/failed/cancelled (WaitTimeout after ``timeout`` s). 429/503 answers
         are waited out (Retry-After) rather than raised."""
-        deadline = time.monotonic() + timeout
-        last: GenerationStatus | None = None
+        waiter = _Waiter(generation_id, timeout, poll)
         while True:
-            delay = poll
+            outcome: GenerationStatus | APIError
             try:
-                last = self.status(generation_id)
-                if last.status in FINISHED_STATUSES:
-                    return last
-            except (RateLimitError, ServiceUnavailableError) as exc:
-                delay = max(poll, exc.retry_after or poll)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                state = last.status if last else "unknown"
-                raise WaitTimeout(f"generation {generation_id} still {state} after {timeout:g}s", last)
-            time.sleep(min(delay, remaining))
+                outcome = self.status(generation_id)
+            except _BUSY as exc:
+                outcome = exc
+            if (finished := waiter.finished(outcome)) is not None:
+                return finished
+            time.sleep(waiter.delay(outcome))
 
     def events(
         self,
@@ -428,99 +647,43 @@ class Client(_Base):
         """Live events (``GET /api/generations/{id}/events``) until ``done``. A dropped stream is
         resumed with ``Last-Event-ID`` (events already seen are not repeated).
         EventsUnavailable when the server has no events endpoint."""
-        failures = 0
+        timeout = httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout)
+        stream = _EventStream(self.url, generation_id, last_event_id, reconnect, max_reconnects, timeout)
         while True:
-            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-            if last_event_id:
-                headers["Last-Event-ID"] = str(last_event_id)
+            call = stream.call()
             try:
                 with self._http.stream(
-                    "GET",
-                    _events_path(generation_id),
-                    headers=headers,
-                    timeout=httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout),
+                    call.method, call.path, **call.options(), timeout=stream.timeout
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
-                        if _is_missing_route(response):
-                            raise EventsUnavailable(f"{self.url} has no events endpoint")
-                        _raise_for_status(response)
-                    decoder = SSEDecoder()
+                        call.parse(response)
                     for line in response.iter_lines():
-                        message = decoder.feed(line)
-                        if message is None:
-                            continue
-                        event = _event_or_none(message)
-                        if event is None:
-                            continue
-                        if message.id:
-                            last_event_id = message.id
-                        failures = 0
-                        yield event
-                        if event.type == TERMINAL_EVENT:
-                            return
+                        if (event := stream.feed(line)) is not None:
+                            yield event
+                            if stream.finished:
+                                return
             except httpx.TransportError as exc:
-                failures += 1
-                if not reconnect or failures > max_reconnects:
-                    raise ConnectionFailed(f"event stream of {generation_id} broke: {exc}") from exc
+                delay = stream.backoff(exc)
             else:
-                failures += 1  # the server closed the stream before "done"
-                if not reconnect or failures > max_reconnects:
-                    return
-            time.sleep(min(0.5 * failures, 5.0))
-
-    def image(self, generation_id: str, scene: int) -> bytes:
-        """PNG of a scene's kept image."""
-        return self._request("GET", f"/api/generations/{generation_id}/scenes/{scene}/image").content
-
-    def variation(self, generation_id: str, scene: int, k: int) -> bytes:
-        """PNG of variation k (1-based) of a scene."""
-        return self._request("GET", f"/api/generations/{generation_id}/scenes/{scene}/variations/{k}").content
-
-    def trace(self, generation_id: str, scene: int) -> dict[str, Any]:
-        """The scene's enhancement trace (original, rewrites, critic scores, final, quality scores)."""
-        return self._request("GET", f"/api/generations/{generation_id}/scenes/{scene}/trace").json()
-
-    def export(self, generation_id: str, name: str) -> bytes | None:
-        """A server-side export ('contact-sheet.png' or 'animatic.mp4'); None when the server has none."""
-        try:
-            response = self._http.get(f"/api/generations/{generation_id}/export/{name}")
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(f"GET export {name}: {exc}") from exc
-        if _is_missing_route(response):
-            return None
-        _raise_for_status(response)
-        return response.content
+                delay = stream.backoff(None)  # the server closed the stream before "done"
+            if delay is None:
+                return
+            time.sleep(delay)
 
     def download(
         self, generation_id: str, out_dir: str | Path, *, variations: bool = False, exports: bool = True
     ) -> Paths:
         """Write ``status.json``, each scene's best image (``scene_01.png`` ...), optionally every
-        variation, and the server's contact sheet + animatic. Returns the paths."""
+        variation, and the server's contact sheet + animatic (an export the server does not offer is
+        skipped). Returns the paths written."""
         out = Path(out_dir)
         status = self.status(generation_id)
-        written = [_write(out / "status.json", _status_json(status))]
-        pngs: dict[int, bytes] = {}
-        for scene in status.scenes:
-            pngs[scene.index] = self.image(generation_id, scene.index)
-            written.append(_write(out / f"scene_{scene.index:02d}.png", pngs[scene.index]))
-            if variations:
-                for k in range(1, scene.num_variations + 1):
-                    data = self.variation(generation_id, scene.index, k)
-                    written.append(_write(out / f"scene_{scene.index:02d}_variation_{k}.png", data))
-        if exports and pngs:
-            written += _write_exports(out, lambda name: self.export(generation_id, name))
+        written = [_write_status(out, status)]
+        for path, call in _download_plan(generation_id, status, out, variations=variations, exports=exports):
+            if (data := self._send(call)) is not None:
+                written.append(_write(path, data))
         return written
-
-
-def _write_exports(out: Path, fetch: Any) -> Paths:
-    """The server's contact sheet and animatic; an export the server does not offer is skipped."""
-    written = []
-    for name, filename in (("contact-sheet.png", "contact_sheet.png"), ("animatic.mp4", "animatic.mp4")):
-        data = fetch(name)
-        if data is not None:
-            written.append(_write(out / filename, data))
-    return written
 
 
 # -- async ---------------------------------------------------------------------------------------
@@ -542,12 +705,6 @@ class AsyncClient(_Base):
             base_url=self.url, timeout=timeout, transport=transport, headers=self._headers()
         )
 
-    @classmethod
-    def from_config(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> AsyncClient:
-        """A client with URL/token from arguments, environment or the config file."""
-        resolved_url, resolved_token = resolve_connection(url, token, kwargs.pop("config_path", None))
-        return cls(resolved_url, resolved_token, **kwargs)
-
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -557,58 +714,63 @@ class AsyncClient(_Base):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, call: Call[T_co]) -> T_co:
         try:
-            response = await self._http.request(method, path, **kwargs)
+            response = await self._http.request(call.method, call.path, **call.options())
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{method} {self.url}{path}: {exc}") from exc
-        _raise_for_status(response)
-        return response
+            raise self._unreachable(call, exc) from exc
+        return call.parse(response)
+
+    # -- API (see ``Client``) ------------------------------------------------------------------
 
     async def health(self) -> Health:
         """``GET /healthz``."""
-        return Health.model_validate((await self._request("GET", "/healthz")).json())
+        return await self._send(_Op.health())
 
     async def generate(self, prompt: str | GenerateRequest, **settings: Any) -> GenerateAccepted:
         """Submit a brief (see ``Client.generate``)."""
-        request = build_request(prompt, settings)
-        response = await self._request(
-            "POST", "/api/generate", json=request.model_dump(mode="json", exclude_none=True)
-        )
-        return GenerateAccepted.model_validate(response.json())
+        return await self._send(_Op.generate(prompt, settings))
 
     async def status(self, generation_id: str) -> GenerationStatus:
         """The full status document."""
-        response = await self._request("GET", f"/api/status/{generation_id}")
-        return GenerationStatus.model_validate(response.json())
+        return await self._send(_Op.status(generation_id))
 
     async def list(self, limit: int = 20, offset: int = 0) -> GenerationPage:
         """A page of your generations, newest first."""
-        response = await self._request("GET", "/api/generations", params={"limit": limit, "offset": offset})
-        return GenerationPage.model_validate(response.json())
+        return await self._send(_Op.list(limit, offset))
 
     async def cancel(self, generation_id: str) -> GenerationStatus:
         """Cancel an unfinished generation."""
-        response = await self._request("POST", f"/api/generations/{generation_id}/cancel")
-        return GenerationStatus.model_validate(response.json())
+        return await self._send(_Op.cancel(generation_id))
+
+    async def image(self, generation_id: str, scene: int) -> bytes:
+        """PNG of a scene's kept image."""
+        return await self._send(_Op.image(generation_id, scene))
+
+    async def variation(self, generation_id: str, scene: int, k: int) -> bytes:
+        """PNG of variation k of a scene."""
+        return await self._send(_Op.variation(generation_id, scene, k))
+
+    async def trace(self, generation_id: str, scene: int) -> dict[str, Any]:
+        """The scene's enhancement trace."""
+        return await self._send(_Op.trace(generation_id, scene))
+
+    async def export(self, generation_id: str, name: str) -> bytes | None:
+        """A server-side export; None when the server has none."""
+        return await self._send(_Op.export(generation_id, name))
 
     async def wait(self, generation_id: str, timeout: float = 900.0, poll: float = 1.0) -> GenerationStatus:
         """Poll until finished (see ``Client.wait``)."""
-        deadline = time.monotonic() + timeout
-        last: GenerationStatus | None = None
+        waiter = _Waiter(generation_id, timeout, poll)
         while True:
-            delay = poll
+            outcome: GenerationStatus | APIError
             try:
-                last = await self.status(generation_id)
-                if last.status in FINISHED_STATUSES:
-                    return last
-            except (RateLimitError, ServiceUnavailableError) as exc:
-                delay = max(poll, exc.retry_after or poll)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                state = last.status if last else "unknown"
-                raise WaitTimeout(f"generation {generation_id} still {state} after {timeout:g}s", last)
-            await asyncio.sleep(min(delay, remaining))
+                outcome = await self.status(generation_id)
+            except _BUSY as exc:
+                outcome = exc
+            if (finished := waiter.finished(outcome)) is not None:
+                return finished
+            await asyncio.sleep(waiter.delay(outcome))
 
     async def events(
         self,
@@ -620,89 +782,38 @@ class AsyncClient(_Base):
         read_timeout: float = 60.0,
     ) -> AsyncIterator[GenerationEvent]:
         """Live events until ``done`` (see ``Client.events``)."""
-        failures = 0
+        timeout = httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout)
+        stream = _EventStream(self.url, generation_id, last_event_id, reconnect, max_reconnects, timeout)
         while True:
-            headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-            if last_event_id:
-                headers["Last-Event-ID"] = str(last_event_id)
+            call = stream.call()
             try:
                 async with self._http.stream(
-                    "GET",
-                    _events_path(generation_id),
-                    headers=headers,
-                    timeout=httpx.Timeout(self._http.timeout.connect or 30.0, read=read_timeout),
+                    call.method, call.path, **call.options(), timeout=stream.timeout
                 ) as response:
                     if response.status_code >= 400:
                         await response.aread()
-                        if _is_missing_route(response):
-                            raise EventsUnavailable(f"{self.url} has no events endpoint")
-                        _raise_for_status(response)
-                    decoder = SSEDecoder()
+                        call.parse(response)
                     async for line in response.aiter_lines():
-                        message = decoder.feed(line)
-                        if message is None:
-                            continue
-                        event = _event_or_none(message)
-                        if event is None:
-                            continue
-                        if message.id:
-                            last_event_id = message.id
-                        failures = 0
-                        yield event
-                        if event.type == TERMINAL_EVENT:
-                            return
+                        if (event := stream.feed(line)) is not None:
+                            yield event
+                            if stream.finished:
+                                return
             except httpx.TransportError as exc:
-                failures += 1
-                if not reconnect or failures > max_reconnects:
-                    raise ConnectionFailed(f"event stream of {generation_id} broke: {exc}") from exc
+                delay = stream.backoff(exc)
             else:
-                failures += 1
-                if not reconnect or failures > max_reconnects:
-                    return
-            await asyncio.sleep(min(0.5 * failures, 5.0))
-
-    async def image(self, generation_id: str, scene: int) -> bytes:
-        """PNG of a scene's kept image."""
-        return (await self._request("GET", f"/api/generations/{generation_id}/scenes/{scene}/image")).content
-
-    async def variation(self, generation_id: str, scene: int, k: int) -> bytes:
-        """PNG of variation k of a scene."""
-        path = f"/api/generations/{generation_id}/scenes/{scene}/variations/{k}"
-        return (await self._request("GET", path)).content
-
-    async def trace(self, generation_id: str, scene: int) -> dict[str, Any]:
-        """The scene's enhancement trace."""
-        return (await self._request("GET", f"/api/generations/{generation_id}/scenes/{scene}/trace")).json()
-
-    async def export(self, generation_id: str, name: str) -> bytes | None:
-        """A server-side export; None when the server has none."""
-        try:
-            response = await self._http.get(f"/api/generations/{generation_id}/export/{name}")
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(f"GET export {name}: {exc}") from exc
-        if _is_missing_route(response):
-            return None
-        _raise_for_status(response)
-        return response.content
+                delay = stream.backoff(None)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
 
     async def download(
         self, generation_id: str, out_dir: str | Path, *, variations: bool = False, exports: bool = True
     ) -> Paths:
-        """Write status, best images, optional variations and exports (see ``Client.download``)."""
+        """Write status, best images, optional variations and the server's exports (see ``Client.download``)."""
         out = Path(out_dir)
         status = await self.status(generation_id)
-        written = [_write(out / "status.json", _status_json(status))]
-        pngs: dict[int, bytes] = {}
-        for scene in status.scenes:
-            pngs[scene.index] = await self.image(generation_id, scene.index)
-            written.append(_write(out / f"scene_{scene.index:02d}.png", pngs[scene.index]))
-            if variations:
-                for k in range(1, scene.num_variations + 1):
-                    data = await self.variation(generation_id, scene.index, k)
-                    written.append(_write(out / f"scene_{scene.index:02d}_variation_{k}.png", data))
-        if exports and pngs:
-            fetched = {
-                name: await self.export(generation_id, name) for name in ("contact-sheet.png", "animatic.mp4")
-            }
-            written += _write_exports(out, fetched.get)
+        written = [_write_status(out, status)]
+        for path, call in _download_plan(generation_id, status, out, variations=variations, exports=exports):
+            if (data := await self._send(call)) is not None:
+                written.append(_write(path, data))
         return written

@@ -1,13 +1,10 @@
-"""Live generation events: the model, a persistent log, SSE encoding/decoding and the stream loop.
+"""Live generation events, as they cross the wire: the model, SSE encoding and decoding.
 
-The Director appends events to an ``EventStore`` as it works (``EventRecorder`` is the per-generation
-helper); the ingress streams them as Server-Sent Events with ``stream_events``. Events persist
-(SQL table ``generation_events``, same database as the generations), numbered per generation from 1,
-so a client that reconnects with ``Last-Event-ID: N`` gets every event after N and nothing twice.
-
-Generations with no logged events (e.g. runs by a Director that does not record events) still get a
-live stream: ``stream_events`` then synthesizes stage/scene/warning/done events from the status row.
-Synthesized events carry ``seq=0`` and no SSE ``id`` (they cannot be resumed; the row can be re-read).
+The server logs events as a generation runs and streams them as Server-Sent Events on
+``GET /api/generations/{id}/events`` (its log, the recorder and the stream loop are server code:
+``store.events``, ``director.events``, ``api.events``). Logged events are numbered per generation
+from 1, so a client that reconnects with ``Last-Event-ID: N`` gets every event after N and nothing
+twice. Events a server synthesizes from the status row carry ``seq=0`` and no SSE ``id``.
 
 Wire format (one event)::
 
@@ -19,14 +16,11 @@ Wire format (one event)::
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-logger = logging.getLogger(__name__)
 
 EventType = Literal[
     "stage", "enhancer_iteration", "variation_scored", "best_picked", "warning", "scene_done", "done", "error"

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from scenechain.protocol import FINISHED_STATUSES
+
 EventType = Literal[
     "stage", "enhancer_iteration", "variation_scored", "best_picked", "warning", "scene_done", "done", "error"
 ]
@@ -37,7 +39,7 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 # A stream ends after this event; ``error`` is followed by ``done`` (status "failed").
 TERMINAL_EVENT: Literal["done"] = "done"
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = FINISHED_STATUSES  # a stream ends with the generation
 
 
 def _utcnow() -> datetime:

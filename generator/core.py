@@ -10,6 +10,18 @@ Out of memory: a pipeline call that runs out of memory is split into calls of ha
 unsplit ones (up to float rounding). Only when a single image does not fit does the request fail,
 with ``GeneratorOutOfMemory``. Injection for tests and drills: the option ``oom_above_images: n``
 makes every pipeline call of more than n images raise ``torch.OutOfMemoryError``.
+
+Model families: the profile's ``options.family`` (``sd`` by default, ``sdxl``, ``flux``) picks one row of
+``PIPELINE_FAMILIES``, the only place that knows how the families' pipelines differ: whether they take
+a negative prompt (Flux-schnell has none: a request's negative prompt is not sent and the result
+carries a warning instead), which profile options are call arguments (Flux: ``max_sequence_length``),
+whether img2img takes the output size, and the size multiple. Other options read here: ``dtype`` (the
+weights dtype on CUDA, over the profile's), ``variant`` (e.g. ``fp16`` files, on CUDA).
+
+img2img runs ``int(steps * strength)`` denoising steps in diffusers (SDXL-Turbo's card: keep
+``steps * strength >= 1``). A request that sets ``steps`` explicitly must satisfy that (else
+``InvalidGenerationRequest``); when the steps come from the profile default, they are raised to the
+smallest count that runs one step, and the result says so in ``warnings``.
 """
 
 from __future__ import annotations
@@ -32,6 +44,36 @@ logger = logging.getLogger(__name__)
 
 MAX_SIDE = 2048
 MAX_BATCH = 16
+
+
+class PipelineFamily(BaseModel):
+    """How one family of diffusers pipelines is called (data, one row per family)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    negative_prompt: bool = Field(description="The pipeline honours negative_prompt (with CFG on).")
+    call_options: tuple[str, ...] = Field(
+        default=(), description="Profile option keys passed to every pipeline call when set."
+    )
+    img2img_takes_size: bool = Field(
+        default=False, description="img2img needs width/height (else it sizes from the reference image)."
+    )
+    size_multiple: int = Field(default=8, description="Width and height must be multiples of this.")
+
+
+PIPELINE_FAMILIES: dict[str, PipelineFamily] = {
+    "sd": PipelineFamily(negative_prompt=True),
+    "sdxl": PipelineFamily(negative_prompt=True),
+    # FLUX.1-schnell: guidance-distilled, no negative prompt; T5 sequence length is a call option;
+    # latents are 2x2-packed, so sides are multiples of 16 (VAE factor 8 x 2).
+    "flux": PipelineFamily(
+        negative_prompt=False,
+        call_options=("max_sequence_length",),
+        img2img_takes_size=True,
+        size_multiple=16,
+    ),
+}
+DEFAULT_FAMILY = "sd"
 
 
 class InvalidGenerationRequest(ValueError):
@@ -102,6 +144,11 @@ class GenerationResult(BaseModel):
         ge=1,
         description="Pipeline calls that made these images: more than 1 after an out-of-memory split.",
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the request asked for but did not get, and settings changed to run it "
+        "(e.g. a negative prompt the model family cannot use); empty when none.",
+    )
 
 
 class _ResolvedRequest(BaseModel):
@@ -118,6 +165,7 @@ class _ResolvedRequest(BaseModel):
     guidance_scale: float
     width: int
     height: int
+    warnings: list[str]
 
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys can run in the same pipeline call."""
@@ -130,6 +178,13 @@ class _ResolvedRequest(BaseModel):
             self.width,
             self.height,
         )
+
+
+def _img2img_steps(steps: int, strength: float) -> int:
+    """The smallest step count >= ``steps`` with int(steps * strength) >= 1 (capped at 150)."""
+    while int(steps * strength) < 1 and steps < 150:
+        steps += 1
+    return steps
 
 
 def encode_png(image: Image.Image) -> bytes:
@@ -167,10 +222,18 @@ class DiffusionGenerator:
         self.options = {**resolved.options, **(options or {})}
         self.source = spec.source
         self.defaults = defaults
+        family_name = str(self.options.get("family", DEFAULT_FAMILY))
+        if family_name not in PIPELINE_FAMILIES:
+            raise ValueError(
+                f"options.family {family_name!r} is not a pipeline family; choose one of {sorted(PIPELINE_FAMILIES)}"
+            )
+        self.family_name = family_name
+        self.family = PIPELINE_FAMILIES[family_name]
         self.device = resolve_device(device)
         if self.device == "cpu":
             # oneDNN's first-call kernel selection costs ~15 s on CPU for small UNets; plain kernels win.
             torch.backends.mkldnn.enabled = False  # type: ignore[assignment]
+        dtype = str(self.options.get("dtype", dtype))  # a model's own dtype (Flux: bfloat16) wins
         torch_dtype = getattr(torch, dtype) if self.device == "cuda" else torch.float32
         load_kwargs: dict[str, Any] = {"dtype": torch_dtype}
         if self.options.get("variant") and self.device == "cuda":
@@ -206,35 +269,57 @@ class DiffusionGenerator:
             raise InvalidGenerationRequest(f"steps must be in [1, 150], got {steps}")
         width = request.width if request.width is not None else defaults.width
         height = request.height if request.height is not None else defaults.height
+        multiple = self.family.size_multiple
         for name, side in (("width", width), ("height", height)):
-            if side % 8 or not 8 <= side <= MAX_SIDE:
+            if side % multiple or not multiple <= side <= MAX_SIDE:
                 raise InvalidGenerationRequest(
-                    f"{name} must be a multiple of 8 in [8, {MAX_SIDE}], got {side}"
+                    f"{name} must be a multiple of {multiple} in [{multiple}, {MAX_SIDE}], got {side}"
                 )
         guidance = request.guidance_scale if request.guidance_scale is not None else defaults.guidance_scale
         if not 0 <= guidance <= 50:
             raise InvalidGenerationRequest(f"guidance_scale must be in [0, 50], got {guidance}")
+        warnings: list[str] = []
         reference = decode_png(request.reference_png) if request.reference_png is not None else None
         strength: float | None = None
         if reference is not None:
             strength = request.strength if request.strength is not None else defaults.strength
             if not 0 < strength <= 1:
                 raise InvalidGenerationRequest(f"strength must be in (0, 1], got {strength}")
+            if request.steps is None and int(steps * strength) < 1:
+                steps = _img2img_steps(steps, strength)
+                warnings.append(
+                    f"steps raised from {defaults.steps} to {steps}: img2img runs int(steps * strength) "
+                    f"denoising steps, at least 1 (strength={strength})"
+                )
             if int(steps * strength) < 1:
                 raise InvalidGenerationRequest(
                     f"steps * strength must be at least 1 for img2img (steps={steps}, strength={strength})"
                 )
             reference = reference.resize((width, height), Image.Resampling.LANCZOS)
+        negative_prompt = request.negative_prompt
+        if negative_prompt is not None and not self.family.negative_prompt:
+            warnings.append(
+                f"negative prompt not used: {self.source} ({self.family_name} family) has no negative "
+                f"prompt; describe what to avoid in the prompt instead"
+            )
+            negative_prompt = None
+        elif negative_prompt is not None and guidance <= 1:
+            # diffusers only runs the negative branch with classifier-free guidance (scale > 1)
+            warnings.append(
+                f"negative prompt has no effect: guidance_scale {guidance} <= 1 turns classifier-free "
+                f"guidance off"
+            )
         return _ResolvedRequest(
             prompt=prompt,
             seeds=list(request.seeds),
-            negative_prompt=request.negative_prompt,
+            negative_prompt=negative_prompt,
             reference=reference,
             strength=strength,
             steps=steps,
             guidance_scale=guidance,
             width=width,
             height=height,
+            warnings=warnings,
         )
 
     # 1. public API -----------------------------------------------------------------------------
@@ -296,6 +381,7 @@ class DiffusionGenerator:
                     seconds=round(seconds, 4),
                     batch_size=max(call_sizes),
                     pipeline_calls=len(call_sizes),
+                    warnings=list(item.warnings),
                 )
             )
         return results
@@ -352,12 +438,17 @@ class DiffusionGenerator:
             "generator": [torch.Generator(self.device).manual_seed(seed) for _, seed in wanted],
             "output_type": "pil",
         }
-        if first.negative_prompt is not None:
+        if first.negative_prompt is not None:  # check_inputs cleared it where the family has none
             call_kwargs["negative_prompt"] = [item.negative_prompt for item, _ in wanted]
+        for key in self.family.call_options:
+            if key in self.options:
+                call_kwargs[key] = self.options[key]
         with torch.inference_mode():
             if first.reference is not None:
                 call_kwargs["image"] = [item.reference for item, _ in wanted]
                 call_kwargs["strength"] = first.strength
+                if self.family.img2img_takes_size:  # else Flux img2img resizes to its 1024 default
+                    call_kwargs.update(width=first.width, height=first.height)
                 output = self.img2img(**call_kwargs)
             else:
                 output = self.text2img(width=first.width, height=first.height, **call_kwargs)

@@ -89,7 +89,11 @@ class ClipScoreOptions(ScorerOptions):
         description="open_clip model name, or 'local-dir' when the source is an open_clip dir; "
         "None: the source (a directory is read as a local dir).",
     )
-    pretrained: str | None = Field(default=None, description="open_clip pretrained tag, e.g. 'openai'.")
+    pretrained: str | None = Field(
+        default=None,
+        description="open_clip pretrained tag (e.g. 'openai'), checkpoint file, or checkpoint dir with its "
+        "open_clip_config.json (forge:NAME allowed).",
+    )
     w: float = Field(
         default=2.5, gt=0, description="CLIP-S weight w in w · max(cos, 0) (Hessel et al.: 2.5)."
     )
@@ -123,7 +127,10 @@ class AestheticOptions(ScorerOptions):
     clip_arch: str | None = Field(
         default=None, description="open_clip model name for 'clip', or 'local-dir'; as CLIPScore's 'arch'."
     )
-    clip_pretrained: str | None = Field(default=None, description="open_clip pretrained tag of 'clip'.")
+    clip_pretrained: str | None = Field(
+        default=None,
+        description="open_clip pretrained of 'clip': tag, checkpoint file or dir; as CLIPScore's.",
+    )
 
 
 # ---- entries ------------------------------------------------------------------------------------

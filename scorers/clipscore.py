@@ -7,13 +7,16 @@ Loading (``ModelSpec``):
 - ``options.arch == "local-dir"`` (or a source that is a directory): ``source`` is an open_clip
   local-dir (``open_clip_config.json`` + weights), loaded as ``"local-dir:" + source``;
 - otherwise ``options.arch`` (default: ``source``) is an open_clip model name and
-  ``options.pretrained`` its tag, e.g. ``ViT-L-14`` / ``openai`` in production.
+  ``options.pretrained`` its tag, e.g. ``ViT-L-14-quickgelu`` / ``openai`` in production, a checkpoint
+  file, or a checkpoint dir with its ``open_clip_config.json`` (a forged twin: the named architecture
+  at toy width, see ``open_clip_pretrained``).
 Option ``text_prefix`` (default ``""``) is prepended to the prompt; Hessel et al. used
 ``"A photo depicts "``. Options: ``ClipScoreOptions`` in ``scorers.catalogue``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,8 +50,63 @@ def open_clip_model_name(source: str, arch: str | None = None) -> str:
     return arch or source
 
 
+# What a checkpoint dir may not change about a named architecture: its interface (open_clip config keys).
+_INTERFACE_KEYS = (
+    ("embed_dim",),
+    ("quick_gelu",),
+    ("vision_cfg", "image_size"),
+    ("vision_cfg", "patch_size"),
+    ("text_cfg", "context_length"),
+    ("text_cfg", "vocab_size"),
+)
+
+
+def open_clip_pretrained(model_name: str, pretrained: str | None) -> tuple[str | None, dict[str, Any]]:
+    """``pretrained`` as open_clip takes it, plus the model-config overrides a checkpoint dir carries.
+
+    A tag (``openai``) or a checkpoint file passes through. A directory holding ``open_clip_config.json``
+    and one checkpoint (a forged twin of ``model_name``, or a downloaded open_clip repo) gives that file
+    and the dir's ``model_cfg``, which may narrow or shorten the named architecture but must keep its
+    interface (embedding width, image and patch size, QuickGELU, context length, vocabulary).
+    """
+    if pretrained is None or not Path(pretrained).is_dir():
+        return pretrained, {}
+    import open_clip  # noqa: PLC0415
+
+    directory = Path(pretrained)
+    config_path = directory / "open_clip_config.json"
+    checkpoints = sorted(
+        path for pattern in ("*.safetensors", "*.bin", "*.pt", "*.pth") for path in directory.glob(pattern)
+    )
+    if not config_path.is_file() or len(checkpoints) != 1:
+        raise ScorerError(
+            f"open_clip pretrained dir {directory} needs open_clip_config.json and exactly one checkpoint, "
+            f"found {sorted(p.name for p in directory.iterdir())}"
+        )
+    model_cfg = json.loads(config_path.read_text())["model_cfg"]
+    named = open_clip.get_model_config(model_name) or {}
+    changed = [
+        ".".join(keys)
+        for keys in _INTERFACE_KEYS
+        if _lookup(named, keys) is not None and _lookup(model_cfg, keys) != _lookup(named, keys)
+    ]
+    if changed:
+        raise ScorerError(f"{directory} is not a {model_name} checkpoint: it changes {changed}")
+    return str(checkpoints[0]), model_cfg
+
+
+def _lookup(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = config
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def load_open_clip(model_name: str, pretrained: str | None, device: str, dtype: str) -> OpenClipBundle:
-    """Load (once per process) an open_clip model, its eval transform and tokenizer."""
+    """Load (once per process) an open_clip model, its eval transform and tokenizer.
+
+    ``pretrained``: a tag, a checkpoint file, or a checkpoint dir (``open_clip_pretrained``).
+    """
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
 
@@ -56,7 +114,11 @@ def load_open_clip(model_name: str, pretrained: str | None, device: str, dtype: 
         import open_clip  # noqa: PLC0415
 
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
+            checkpoint, model_cfg = open_clip_pretrained(model_name, pretrained)
+            # model_cfg: open_clip's own highest-priority override of the named config
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=checkpoint, **model_cfg
+            )
             tokenizer = open_clip.get_tokenizer(model_name)
         except Exception as exc:
             raise ScorerError(f"cannot load open_clip model {model_name!r} ({pretrained}): {exc}") from exc

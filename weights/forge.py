@@ -34,6 +34,8 @@ MODEL_DIR_ENV = "SCENECHAIN_MODEL_DIR"
 RECIPES: dict[str, tuple[str, int]] = {
     "tiny-sd": ("weights.forge_diffusion:forge_tiny_sd", 1),
     "bench-sd15": ("weights.forge_diffusion:forge_bench_sd15", 1),
+    "twin-flux": ("weights.forge_twins:forge_twin_flux", 1),
+    "twin-sdxl": ("weights.forge_twins:forge_twin_sdxl", 1),
     "tiny-pickscore": ("weights.forge_scorers:forge_tiny_pickscore", 1),
     "tiny-openclip": ("weights.forge_scorers:forge_tiny_openclip", 1),
     "tiny-vqa": ("weights.forge_scorers:forge_tiny_vqa", 1),
@@ -46,6 +48,12 @@ RECIPES: dict[str, tuple[str, int]] = {
     "tiny-llm": ("weights.forge_llm:forge_tiny_llm", 1),
     "smollm2-135m-instruct": ("weights.forge_llm:forge_smollm2", 1),
     "bench-llm-1b": ("weights.forge_llm:forge_bench_llm_1b", 1),
+    "twin-pickscore": ("weights.forge_twin_models:forge_twin_pickscore", 1),
+    "twin-clip-h14-processor": ("weights.forge_twin_models:forge_twin_clip_h14_processor", 1),
+    "twin-openclip-l14": ("weights.forge_twin_models:forge_twin_openclip_l14", 1),
+    "twin-aesthetic": ("weights.forge_twin_models:forge_twin_aesthetic", 1),
+    "twin-llava15": ("weights.forge_twin_models:forge_twin_llava15", 1),
+    "twin-qwen25": ("weights.forge_twin_models:forge_twin_qwen25", 1),
 }
 
 Recipe = Callable[[Path, int, Path], dict[str, Any]]
@@ -126,7 +134,8 @@ def resolve_spec(spec: ModelSpec, model_dir: Path | None = None) -> ModelSpec:
         key: resolve_source(value, model_dir) if isinstance(value, str) else value
         for key, value in spec.options.items()
     }
-    return ModelSpec(source=resolve_source(spec.source, model_dir), options=options)
+    # model_copy keeps the catalogue fields (license, size) of the spec
+    return spec.model_copy(update={"source": resolve_source(spec.source, model_dir), "options": options})
 
 
 def forge_profile(profile_name: str, model_dir: Path | None = None) -> dict[str, Path]:

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from weights.twin_models import TWIN_MODELS
+
 FORGE_PREFIX = "forge:"
 Role = Literal["diffusion", "pickscore", "clipscore", "vqa", "aesthetic", "llm"]
 ROLES: tuple[Role, ...] = ("diffusion", "pickscore", "clipscore", "vqa", "aesthetic", "llm")
@@ -202,12 +204,11 @@ _PRODUCTION_SCORERS_AND_LLM: dict[str, Any] = {
     },
 }
 
-# Twins: production options field for field; sources are forged (see weights.forge_twins). Roles
-# other than diffusion still use the tiny models (their production-shaped twins come later), with
-# the options the tiny models accept; TWIN_OPTION_GAPS lists those differences.
+# Twins: production options field for field; sources are forged production-shaped twins
+# (weights.forge_twins, weights.forge_twin_models); TWIN_OPTION_GAPS lists the known differences.
 _TWIN_SCORERS_AND_LLM: dict[str, Any] = {
-    role: spec for role, spec in _TINY_VISION_MODELS.items() if role != "diffusion"
-} | {"llm": _TINY_LLM}
+    role: {**spec, **_FORGED, "size": "forged twin, < 8 MB"} for role, spec in TWIN_MODELS.items()
+}
 
 _PROFILE_DATA: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -266,7 +267,7 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
     },
     "twin": {
         "description": "production's code path at toy size on CPU: a forged FLUX.1-schnell twin "
-        "(FluxPipeline, T5 + CLIP tokenizers, same options); tiny scorers and LLM for now; 64x64 images.",
+        "(FluxPipeline, T5 + CLIP tokenizers, same options); production-shaped scorer and LLM twins (the LLM on ray.serve.llm + vLLM CPU); 64x64 images.",
         "device": "cpu",
         "dtype": "float32",
         "models": {
@@ -282,7 +283,7 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
     },
     "twin-sdxl": {
         "description": "production-sdxl's code path at toy size on CPU: a forged SDXL-Turbo twin "
-        "(StableDiffusionXLPipeline, two text encoders, same options); tiny scorers and LLM; 64x64 images.",
+        "(StableDiffusionXLPipeline, two text encoders, same options); the same scorer and LLM twins; 64x64 images.",
         "device": "cpu",
         "dtype": "float32",
         "models": {
@@ -345,9 +346,9 @@ TWIN_OF: dict[str, str] = {"twin": "production", "twin-sdxl": "production-sdxl"}
 MODEL_BOUND_OPTIONS: frozenset[str] = frozenset(
     {"processor", "calibration_low", "calibration_high", "clip", "clip_pretrained", "arch", "pretrained"}
 )
-# Known differences of the twins' non-diffusion roles, until production-shaped twins replace the
-# tiny models: the tiny LLM runs on transformers (no vLLM on CPU).
-TWIN_OPTION_GAPS: frozenset[str] = frozenset({"llm.options.backend"})
+# Known differences: vLLM needs these engine arguments to run the toy LLM on a CPU (float32, eager,
+# a short context); production leaves them to vLLM's GPU defaults.
+TWIN_OPTION_GAPS: frozenset[str] = frozenset({"llm.options.engine_kwargs"})
 
 
 class UnknownProfileError(ValueError):

@@ -480,6 +480,9 @@ class _Run:
                     "lower the resolution or the number of variations"
                 ) from exc
             raise
+        for message in generation.warnings:
+            # e.g. a negative prompt the model family cannot take: said, never silently dropped
+            self.warn(f"scene {n}: {message}")
         if generation.pipeline_calls > 1:
             timing["generate_calls"] = generation.pipeline_calls  # split after running out of memory
         pngs = [image.png for image in generation.images]

@@ -303,3 +303,22 @@ def test_cancel_through_another_replica_stops_the_owner(env: tuple[Database, Sto
     asyncio.run(main())
     record = db.get(gid)
     assert record.status == "cancelled" and record.stage == "cancelled" and record.scenes_done < 3
+
+
+def test_a_generator_warning_reaches_the_status_warnings(env: tuple[Database, Storage]) -> None:
+    """What the generator could not honour (a negative prompt Flux cannot take) is said, per scene."""
+
+    class WarningPorts(FakePorts):
+        async def generate(self, request):  # type: ignore[no-untyped-def]
+            result = await super().generate(request)
+            return result.model_copy(update={"warnings": ["negative prompt not supported by this model"]})
+
+    db, storage = env
+    gid = submit(db, GenerateRequest(prompt="a tea ad", num_scenes=2, seed=1, negative_prompt="blur"))
+    run(db, storage, WarningPorts(), gid)
+    record = db.get(gid)
+    assert record.status == "completed"
+    assert [w for w in record.warnings if "negative prompt" in w] == [
+        "scene 1: negative prompt not supported by this model",
+        "scene 2: negative prompt not supported by this model",
+    ]

@@ -71,7 +71,7 @@ SERVE_PROFILES: dict[str, dict[str, Any]] = {
     "production": {
         "description": (
             "Real checkpoints on the cluster.yaml GPU cluster: CPU head (ingress, director, enhancer), "
-            "A10G workers (generator 1 GPU; scorers 0.25 GPU each), H100 workers (the LLM)."
+            "H100 80 GB workers (generator and LLM, 1 GPU each), A10G workers (scorers, 0.25 GPU each)."
         ),
         "instance": {
             "proxy_location": "EveryNode",
@@ -155,10 +155,11 @@ SERVE_PROFILES: dict[str, dict[str, Any]] = {
                 "max_ongoing_requests": 8,
                 "max_queued_requests": 128,
                 "health_check_period_s": 30,
-                "ray_actor_options": {"num_cpus": 2, "num_gpus": 1.0, "accelerator_type": "A10G"},
+                # FLUX.1-schnell in bf16 holds ~34 GB of weights: an 80 GB GPU (a 24 GB A10G cannot)
+                "ray_actor_options": {"num_cpus": 2, "num_gpus": 1.0, "accelerator_type": "H100"},
             },
             # Each of the four scorers: a quarter of an A10G, so one node holds a full scorer set.
-            # At max scale: 3 generator GPUs + 4 scorers x 3 x 0.25 = 6 A10G (cluster.yaml max_workers).
+            # At max scale: 4 scorers x 3 x 0.25 = 3 A10G; 3 generator + 2 LLM = 5 H100 (cluster.yaml max_workers).
             "scorer": {
                 "num_replicas": "auto",
                 "autoscaling_config": {

@@ -40,3 +40,21 @@ def test_a_broken_cluster_yaml_is_rejected() -> None:
         assert "node_config_typo" in str(exc)
     else:
         raise AssertionError("an unknown node-type field passed the schema")
+
+
+def test_the_generator_node_type_has_room_for_flux() -> None:
+    """FLUX.1-schnell holds ~34 GB in bf16: the generator's accelerator type is an 80 GB one, in the cluster."""
+    from serve.config import AppArgs
+    from serve.kuberay import GPU_NODE_SHAPES
+    from serve.serve_config import render_profile
+
+    args = AppArgs.model_validate(render_profile("production")["applications"][0]["args"])
+    accelerator = args.generator.ray_actor_options["accelerator_type"]
+    assert GPU_NODE_SHAPES[accelerator].gpu_memory_gb >= 40
+    node_types = yaml.safe_load(CLUSTER_YAML.read_text())["available_node_types"]
+    assert any(f"accelerator_type:{accelerator}" in node["resources"] for node in node_types.values())
+
+
+def test_every_node_syncs_the_model_cache_at_setup() -> None:
+    config = yaml.safe_load(CLUSTER_YAML.read_text())
+    assert any("weights.fetch sync" in command for command in config["setup_commands"])

@@ -26,11 +26,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from scenechain.protocol import GenerateAccepted, GenerateRequest, GenerationStatus
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import EXCEPTION_HANDLERS, IdempotencyConflict, Overloaded, document_one_message_422
 from api.routers import artifacts, events, generations, health, ui
@@ -72,6 +75,8 @@ def create_api(service: IngressService) -> FastAPI:
     for router in ROUTERS:
         api.include_router(router)
     api.middleware("http")(_count_requests)
+    api.add_middleware(SecurityHeaders)  # outside the counter: its 413 gets them too
+    api.add_middleware(HeadAsGet)  # outermost: HEAD runs the whole GET path, headers included
 
     default_openapi = api.openapi
 
@@ -107,6 +112,99 @@ def _too_large(request: Request) -> JSONResponse | None:
             },
         )
     return None
+
+
+# -- edge headers and HEAD -------------------------------------------------------------------------
+
+# Every answer: no MIME sniffing, no referrer, never framed.
+BASE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+# The gallery: its own files only (no inline script or style), images/videos as the blob: URLs it
+# makes from authenticated fetches, the favicon a data: URL; the API on the same origin.
+GALLERY_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's /docs and /redoc load Swagger UI/ReDoc from a CDN with inline script: only never framed.
+DOCS_CSP = "frame-ancestors 'none'"
+# Everything else (JSON, images, exports, events) is data, never a document that runs anything.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(path: str) -> dict[str, str]:
+    """The headers the edge sets on an answer to ``path`` (the path inside the app's route prefix)."""
+    headers = dict(BASE_HEADERS)
+    if path == "/ui" or path.startswith("/ui/"):
+        headers["Content-Security-Policy"] = GALLERY_CSP
+    elif path.startswith(DOCS_PATHS):
+        headers["Content-Security-Policy"] = DOCS_CSP
+    else:
+        headers["Content-Security-Policy"] = API_CSP
+    if path.startswith("/api/"):
+        headers["Cache-Control"] = "no-store"  # per-user answers: no browser or proxy keeps a copy
+    return headers
+
+
+def _app_path(scope: Scope) -> str:
+    """The request path without the route prefix Serve mounts the app under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
+class SecurityHeaders:
+    """ASGI middleware: ``security_headers`` on every answer (they replace a route's own)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = security_headers(_app_path(scope))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD answers wherever GET does (FastAPI's GET routes alone answer it 405).
+
+    The request runs as GET; its status and headers (Content-Length included) go out with an empty
+    body, and the route is cancelled there, so a stream (the SSE events) ends too. The OpenAPI
+    document is untouched: no route is added.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        with anyio.CancelScope() as head_only:
+
+            async def send_head(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    await send(message)
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    head_only.cancel()  # the body is not wanted: stop the route at its next await
+
+            await self.app({**scope, "method": "GET"}, receive, send_head)
 
 
 # -- the deployment ------------------------------------------------------------------------------

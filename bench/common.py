@@ -10,7 +10,9 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import platform
+import secrets
 import socket
 import statistics
 import textwrap
@@ -204,6 +206,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def bench_jwt_secret() -> str:
+    """The HS256 secret a benchmark's app serves with: $SCENECHAIN_JWT_SECRET, else a random one for
+    this run (the shipped configs hold no secret, and build_app refuses to start without one)."""
+    return os.environ.get("SCENECHAIN_JWT_SECRET") or secrets.token_urlsafe(48)
 
 
 def tiny_config_args() -> dict[str, Any]:

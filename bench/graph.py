@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from scenechain.protocol import FINISHED_STATUSES
 
-from bench.common import BenchResult, machine_info, percentile
+from bench.common import BenchResult, bench_jwt_secret, machine_info, percentile
 
 BRIEF = "A 30-second ad for a solar-powered e-bike: city commute at dawn, mountain trail, sunset rooftop."
 FINISHED = FINISHED_STATUSES  # the protocol's terminal statuses
@@ -74,7 +74,12 @@ def _run_graph(
     output_dir = tempfile.mkdtemp(prefix="scenechain-bench-")
     # One Director replica runs every submitted generation at once (the app's default is 4), so the
     # LLM and generator batches can fill up to c.
-    args = AppArgs(profile=profile, output_dir=output_dir, max_concurrent_generations=max(concurrencies))
+    args = AppArgs(
+        profile=profile,
+        output_dir=output_dir,
+        max_concurrent_generations=max(concurrencies),
+        jwt={"secret": bench_jwt_secret()},
+    )
     port = _free_port()
     ray.init(address="local", num_cpus=num_cpus, num_gpus=1, include_dashboard=False)
     results: dict[int, dict[str, Any]] = {}

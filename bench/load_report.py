@@ -29,6 +29,7 @@ from scenechain.protocol import FINISHED_STATUSES
 
 from bench.common import (
     BenchResult,
+    bench_jwt_secret,
     local_serve_app,
     machine_info,
     percentile,
@@ -302,7 +303,11 @@ def run_load_burst(
     from serve.config import AppArgs  # noqa: PLC0415
 
     output_dir = output_dir or tempfile.mkdtemp(prefix="scenechain-load-")
-    args = {**burst_app_args(output_dir, queue_limit, max_active_per_user), "profile": profile}
+    args = {
+        **burst_app_args(output_dir, queue_limit, max_active_per_user),
+        "profile": profile,
+        "jwt": {"secret": bench_jwt_secret()},
+    }
     with local_serve_app(lambda: build_app(args), num_cpus=num_cpus) as base_url:
         return run_load_burst_on(
             base_url,

@@ -39,7 +39,14 @@ from typing import Any
 import httpx
 from scenechain.protocol import FINISHED_STATUSES
 
-from bench.common import BenchResult, local_serve_app, machine_info, tiny_config_args, write_result
+from bench.common import (
+    BenchResult,
+    bench_jwt_secret,
+    local_serve_app,
+    machine_info,
+    tiny_config_args,
+    write_result,
+)
 
 MIB = 1024 * 1024
 FINISHED = FINISHED_STATUSES  # the protocol's terminal statuses
@@ -359,6 +366,7 @@ def bench_memory(profile: str = "tiny", interval_s: float = 0.2, num_cpus: int =
         **tiny_config_args(),
         "profile": profile,
         "output_dir": tempfile.mkdtemp(prefix="scenechain-mem-"),
+        "jwt": {"secret": bench_jwt_secret()},
     }
     sampler = StackSampler(interval_s).start()
     marks: dict[str, float] = {}

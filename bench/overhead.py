@@ -40,7 +40,15 @@ from PIL import Image
 from ray import serve
 from scenechain.protocol import FINISHED_STATUSES
 
-from bench.common import BenchResult, free_port, local_serve_app, machine_info, percentile, write_result
+from bench.common import (
+    BenchResult,
+    bench_jwt_secret,
+    free_port,
+    local_serve_app,
+    machine_info,
+    percentile,
+    write_result,
+)
 from director.ports import EnhanceOutcome, PlannedScene, PlanOutcome, ScoreOutcome
 from generator.core import GeneratedImage, GenerationRequest, GenerationResult
 from scorers.base import ScoreResult
@@ -242,7 +250,8 @@ def serve_plain(port: int, output_dir: str) -> None:
     import uvicorn  # noqa: PLC0415
 
     uvicorn.run(
-        create_plain_app(overhead_app_args(output_dir)),
+        # the secret of the graph side, passed by plain_server in the environment (never on argv)
+        create_plain_app(overhead_app_args(output_dir, os.environ.get("SCENECHAIN_JWT_SECRET"))),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -251,13 +260,13 @@ def serve_plain(port: int, output_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def plain_server(output_dir: str, timeout_s: float = 120.0) -> Iterator[str]:
+def plain_server(output_dir: str, jwt_secret: str, timeout_s: float = 120.0) -> Iterator[str]:
     """The plain app in a subprocess; yields its base URL once /healthz answers; always stopped."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.overhead", "--serve-plain", str(port), "--output-dir", output_dir],
         cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "SCENECHAIN_JWT_SECRET": jwt_secret},
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -281,12 +290,19 @@ def plain_server(output_dir: str, timeout_s: float = 120.0) -> Iterator[str]:
             process.wait()
 
 
-def overhead_app_args(output_dir: str) -> dict[str, Any]:
-    """AppArgs (as replicas receive them) for both sides: tiny profile, own store and SQLite DB."""
+def overhead_app_args(output_dir: str, jwt_secret: str | None = None) -> dict[str, Any]:
+    """AppArgs (as replicas receive them) for both sides: tiny profile, own store and SQLite DB, and
+    ``jwt_secret`` (None: this process's own random key, enough for an in-process app)."""
     from serve.config import AppArgs  # noqa: PLC0415
 
     # No recovery sweeps or lease expiry during the measurement (the run is short).
-    args = AppArgs(profile="tiny", output_dir=output_dir, recover_interval_s=3600, lease_timeout_s=600)
+    args = AppArgs(
+        profile="tiny",
+        output_dir=output_dir,
+        recover_interval_s=3600,
+        lease_timeout_s=600,
+        jwt={"secret": jwt_secret},
+    )
     return args.resolved().model_dump(mode="json")
 
 
@@ -372,15 +388,15 @@ def bench_overhead(repeats: int = 50, warmup: int = 5, num_cpus: int = 4) -> Ben
     """Graph vs plain FastAPI, instant cores, same client, same run."""
     graph_dir = tempfile.mkdtemp(prefix="scenechain-overhead-graph-")
     plain_dir = tempfile.mkdtemp(prefix="scenechain-overhead-plain-")
-    graph_args = overhead_app_args(graph_dir)
+    jwt_secret = bench_jwt_secret()
+    graph_args = overhead_app_args(graph_dir, jwt_secret)
     with (
-        plain_server(plain_dir) as plain_url,
+        plain_server(plain_dir, jwt_secret) as plain_url,
         local_serve_app(lambda: build_overhead_graph(graph_args), num_cpus=num_cpus) as graph_url,
     ):
-        from api.auth import mint_token  # noqa: PLC0415
-        from serve.config import AppArgs  # noqa: PLC0415
+        from api.auth import JwtSettings, mint_token  # noqa: PLC0415
 
-        headers = {"Authorization": f"Bearer {mint_token(AppArgs().jwt, 'overhead')}"}
+        headers = {"Authorization": f"Bearer {mint_token(JwtSettings(secret=jwt_secret), 'overhead')}"}
         with httpx.Client(headers=headers, timeout=60) as client:
             figures = measure(client, {"graph": graph_url, "plain": plain_url}, repeats, warmup)
     summary = overhead_summary(figures)

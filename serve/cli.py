@@ -12,9 +12,12 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weights.compat import install_import_hook
+
+if TYPE_CHECKING:
+    from serve.config import AppArgs
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -25,6 +28,34 @@ def _forge_models(args: argparse.Namespace) -> int:
     model_dir = Path(args.out).resolve() if args.out else default_model_dir()
     forged = forge_profile(args.profile, model_dir)
     print(json.dumps({name: str(path) for name, path in forged.items()}, indent=2))
+    return 0
+
+
+def _fetch_models(args: argparse.Namespace) -> int:
+    """Download a profile's hub models (only the files each loader reads) into a hub-cache dir or S3."""
+    from weights.fetch import FetchError, fetch_to, plan_downloads  # noqa: PLC0415
+    from weights.profiles import get_profile  # noqa: PLC0415
+
+    profile = get_profile(args.profile)
+    roles = args.role or None
+    if args.dry_run:
+        plan = [entry.model_dump(mode="json") for entry in plan_downloads(profile, roles)]
+        print(json.dumps(plan, indent=2))
+        return 0
+    try:
+        target = fetch_to(
+            profile,
+            args.to,
+            staging=Path(args.staging) if args.staging else None,
+            roles=roles,
+            endpoint=args.endpoint,
+        )
+    except FetchError as exc:
+        print(f"scenechain: fetch-models: {exc}", file=sys.stderr)
+        return 2
+    variable = "SCENECHAIN_MODEL_S3" if target.startswith("s3://") else "SCENECHAIN_MODEL_DIR"
+    where = f"{variable}={target}"
+    print(f"done; replicas load offline with {where} HF_HUB_OFFLINE=1 (docs/deploy.md)")
     return 0
 
 
@@ -51,47 +82,139 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+# -- the dev secret: loopback dev only ----------------------------------------------------------------
+
+# Profiles whose `scenechain run` on a loopback address may generate its own JWT secret (forged models,
+# one machine); every other start needs SCENECHAIN_JWT_SECRET (or an RS256 public key).
+LOOPBACK_DEV_PROFILES: tuple[str, ...] = ("tiny", "tiny-smollm", "toy")
+DEV_SECRET_FILE = ".dev-jwt-secret"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback addresses (127.0.0.0/8, ::1); False for 0.0.0.0 and the rest."""
+    import ipaddress  # noqa: PLC0415
+
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dev_secret_path(app_args: AppArgs) -> Path | None:
+    """Where the loopback dev secret lives: ``<output_dir>/.dev-jwt-secret`` (None for a remote store)."""
+    if not app_args.is_local_output():
+        return None
+    return Path(app_args.resolved_output_dir()) / DEV_SECRET_FILE
+
+
+def read_dev_secret(path: Path) -> str:
+    """The dev secret in ``path``; InsecureKeyError when others may read the file or it is too weak."""
+    from api.auth import InsecureKeyError, check_secret  # noqa: PLC0415
+
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise InsecureKeyError(
+            f"{path} is readable by other users (mode {mode:o}); chmod 600 it, or delete it to make a new one"
+        )
+    secret = path.read_text().strip()
+    check_secret(secret, name=str(path))
+    return secret
+
+
+def load_or_create_dev_secret(path: Path) -> str:
+    """The dev secret in ``path``, made on first use: random, in a file only its owner can read (0600)."""
+    import os  # noqa: PLC0415
+    import secrets  # noqa: PLC0415
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_dev_secret(path)
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    return secret
+
+
+def _app_args(config: str | None, profile: str, output_dir: str | None) -> tuple[AppArgs, dict[str, Any]]:
+    """(AppArgs, http options) of ``run``/``token``: the config's args, the profile, --output-dir, env."""
+    from serve.config import AppArgs  # noqa: PLC0415
+
+    data, http_options = _load_config_args(Path(config) if config else None, profile)
+    data["profile"] = profile
+    if output_dir:
+        data["output_dir"] = output_dir
+    return AppArgs.from_env(**data), http_options
+
+
+def serving_app_args(app_args: AppArgs, host: str) -> AppArgs:
+    """``app_args`` with the JWT key this start serves with, or InsecureKeyError (naming the variable).
+
+    Loopback dev (a tiny profile, a loopback bind, no key configured) uses the generated dev secret of
+    the store; every other start needs a configured key that ``AppArgs.check_secrets`` accepts.
+    """
+    jwt = app_args.jwt
+    path = dev_secret_path(app_args)
+    loopback_dev = app_args.profile in LOOPBACK_DEV_PROFILES and is_loopback(host)
+    if loopback_dev and jwt.algorithm == "HS256" and jwt.secret is None and path is not None:
+        secret = load_or_create_dev_secret(path)
+        app_args = app_args.model_copy(update={"jwt": jwt.model_copy(update={"secret": secret})})
+    app_args.check_secrets()
+    return app_args
+
+
 def _run(args: argparse.Namespace) -> int:
     """Start local Ray (logical GPUs), deploy the app, print a dev token and a curl line, block."""
-    import ray  # noqa: PLC0415
-    from ray import serve  # noqa: PLC0415
+    from api.auth import InsecureKeyError  # noqa: PLC0415
 
-    from api.auth import mint_token  # noqa: PLC0415
-    from serve.app import build_app  # noqa: PLC0415
-    from serve.config import AppArgs  # noqa: PLC0415
-    from weights.forge import forge_profile  # noqa: PLC0415
-
-    app_args_data, http_options = _load_config_args(Path(args.config) if args.config else None, args.profile)
-    app_args_data["profile"] = args.profile
-    if args.output_dir:
-        app_args_data["output_dir"] = args.output_dir
-    app_args = AppArgs.from_env(**app_args_data).resolved()
+    app_args, http_options = _app_args(args.config, args.profile, args.output_dir)
     host = args.host or http_options.get("host", "127.0.0.1")
     port = args.port or int(http_options.get("port", 8000))
+
+    # 1. the JWT key, before anything starts: refuse a missing, short or public one
+    try:
+        app_args = serving_app_args(app_args, host).resolved()
+    except InsecureKeyError as exc:
+        print(f"scenechain: refusing to start: {exc}", file=sys.stderr)
+        return 2
 
     if not _port_free(host, port):
         print(f"port {port} on {host} is in use; pass --port", file=sys.stderr)
         return 2
 
-    # 1. models (forged ones are built once, then cached)
+    import ray  # noqa: PLC0415
+    from ray import serve  # noqa: PLC0415
+
+    from api.auth import mint_token  # noqa: PLC0415
+    from serve.app import build_app  # noqa: PLC0415
+    from weights.forge import forge_profile  # noqa: PLC0415
+
+    # 2. models (forged ones are built once, then cached)
     forge_profile(app_args.profile, app_args.resolved_model_dir())
 
-    # 2. Ray with logical GPUs, so fractional-GPU replicas place on a CPU machine
+    # 3. Ray with logical GPUs, so fractional-GPU replicas place on a CPU machine
     ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False)
     try:
         serve.start(http_options={"host": host, "port": port})
         serve.run(build_app(app_args), name=app_args.app_name, route_prefix=app_args.route_prefix)
-        token = mint_token(app_args.jwt, args.user)
         base = f"http://{host}:{port}"
         print(f"\nscenechain is up at {base}  (OpenAPI: {base}/docs)")
-        print(f"dev token for {args.user!r}:\n  {token}\n")
-        print("try:")
-        print(
-            f"  curl -s -X POST {base}/api/generate -H 'Authorization: Bearer {token}' "
-            "-H 'Content-Type: application/json' "
-            '-d \'{"prompt": "A 30-second ad for a solar-powered bike light", "num_scenes": 2, "seed": 7}\''
-        )
-        print(f"  curl -s {base}/api/status/<id> -H 'Authorization: Bearer {token}'\n")
+        if app_args.jwt.algorithm == "HS256" or app_args.jwt.private_key:
+            token = mint_token(app_args.jwt, args.user)
+            print(f"dev token for {args.user!r}:\n  {token}\n")
+            print("try:")
+            print(
+                f"  curl -s -X POST {base}/api/generate -H 'Authorization: Bearer {token}' "
+                "-H 'Content-Type: application/json' "
+                '-d \'{"prompt": "A 30-second ad for a solar-powered bike light", "num_scenes": 2, "seed": 7}\''
+            )
+            print(f"  curl -s {base}/api/status/<id> -H 'Authorization: Bearer {token}'\n")
+        else:
+            print("RS256: tokens come from your issuer (set SCENECHAIN_JWT_PRIVATE_KEY_FILE to mint here)\n")
         print("Ctrl-C to stop.", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -107,10 +230,31 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from api.auth import mint_token  # noqa: PLC0415
-    from serve.config import AppArgs  # noqa: PLC0415
+    """Mint a token with the server's key: SCENECHAIN_JWT_SECRET (or the RS256 private key file),
+    else the dev secret `scenechain run` generated in the store."""
+    from api.auth import PRIVATE_KEY_ENV, SECRET_ENV, InsecureKeyError, check_secret, mint_token  # noqa: PLC0415
 
-    print(mint_token(AppArgs.from_env().jwt, args.user, ttl_s=args.ttl))
+    app_args, _ = _app_args(args.config, args.profile, args.output_dir)
+    jwt = app_args.jwt
+    try:
+        if jwt.algorithm == "RS256":
+            if not jwt.private_key:
+                raise InsecureKeyError(f"RS256 tokens need the issuer's private key: set {PRIVATE_KEY_ENV}")
+        elif jwt.secret is not None:
+            check_secret(jwt.secret)
+        else:
+            path = dev_secret_path(app_args)
+            if path is None or not path.is_file():
+                raise InsecureKeyError(
+                    f"{SECRET_ENV} is not set and there is no dev secret at {path or 'a local store'} "
+                    f"(`scenechain run` on a loopback address makes one): set {SECRET_ENV} to the "
+                    "server's secret, or pass the --output-dir of the dev server"
+                )
+            jwt = jwt.model_copy(update={"secret": read_dev_secret(path)})
+    except InsecureKeyError as exc:
+        print(f"scenechain: cannot mint a token: {exc}", file=sys.stderr)
+        return 2
+    print(mint_token(jwt, args.user, ttl_s=args.ttl))
     return 0
 
 
@@ -162,6 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     forge.add_argument("--out", default=None, help="Model dir (default: $SCENECHAIN_MODEL_DIR or .models).")
     forge.set_defaults(handler=_forge_models)
 
+    fetch = commands.add_parser(
+        "fetch-models", help="Pre-download a profile's hub models into a shared cache (prints licenses)."
+    )
+    fetch.add_argument("--profile", default="production", help="Profile whose hub models to download.")
+    fetch.add_argument("--to", required=True, help="Cache dir (hub layout), or s3://bucket/prefix.")
+    fetch.add_argument("--staging", default=None, help="Local dir to download into before an s3:// upload.")
+    fetch.add_argument(
+        "--role", action="append", default=None, help="Only this role (repeatable; default: every role)."
+    )
+    fetch.add_argument("--endpoint", default=None, help="Hub mirror URL (default: $HF_ENDPOINT or the hub).")
+    fetch.add_argument("--dry-run", action="store_true", help="Print the per-role download plan as JSON.")
+    fetch.set_defaults(handler=_fetch_models)
+
     run = commands.add_parser("run", help="Start local Ray (logical GPUs) + the app; print a dev token.")
     run.add_argument("--profile", default="tiny", help="Model profile.")
     run.add_argument(
@@ -176,10 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     token = commands.add_parser(
-        "token", help="Mint a dev JWT (secret from $SCENECHAIN_JWT_SECRET or default)."
+        "token",
+        help="Mint a JWT ($SCENECHAIN_JWT_SECRET, else the dev secret `scenechain run` made in the store).",
     )
     token.add_argument("--user", required=True, help="The token's subject.")
     token.add_argument("--ttl", type=int, default=None, help="Lifetime in seconds (default 24 h).")
+    token.add_argument("--profile", default="tiny", help="Profile whose config names the store.")
+    token.add_argument("--config", default=None, help="Serve config YAML (default: configs/PROFILE.yaml).")
+    token.add_argument(
+        "--output-dir", default=None, help="The store holding the dev secret (default from the config)."
+    )
     token.set_defaults(handler=_token)
 
     cleanup = commands.add_parser("cleanup", help="Delete finished generations (rows, images, traces).")
@@ -206,6 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="Arguments of python -m bench.")
     bench.set_defaults(handler=_bench)
+
+    # Quality evaluation sits on top too (eval/): advanced best-of-N vs simple, its own module.
+    evaluate = commands.add_parser(
+        "eval",
+        help="Measure advanced vs simple mode (python -m eval; JSON + PNG + report.html in eval/results).",
+        add_help=False,
+    )
+    evaluate.add_argument("eval_args", nargs=argparse.REMAINDER, help="Arguments of python -m eval.")
+    evaluate.set_defaults(handler=_eval)
     return parser
 
 
@@ -213,6 +385,12 @@ def _bench(args: argparse.Namespace) -> int:
     import subprocess  # noqa: PLC0415
 
     return subprocess.call([sys.executable, "-m", "bench", *args.bench_args])
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import subprocess  # noqa: PLC0415
+
+    return subprocess.call([sys.executable, "-m", "eval", *args.eval_args])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.auth import JwtSettings
+from api.auth import (
+    PREVIOUS_PUBLIC_KEYS_ENV,
+    PREVIOUS_SECRETS_ENV,
+    PRIVATE_KEY_ENV,
+    PUBLIC_KEY_ENV,
+    SECRET_ENV,
+    SECRETS_FILE_ENV,
+    InsecureKeyError,
+    JwtSettings,
+    check_serving_keys,
+)
 from api.ingress import IngressSettings
 from api.quotas import QuotaSettings
 from deployments.settings import (
@@ -91,7 +101,10 @@ class ModelOverride(_Strict):
 
 
 class AppArgs(_Strict):
-    """Everything ``serve.app:build_app`` needs; every field has a default suited to local dev."""
+    """Everything ``serve.app:build_app`` needs; every field but the JWT key has a default suited to local dev."""
+
+    # Validation errors would otherwise quote their input: the JWT keys, the DB URL's password.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     profile: str = Field(default="tiny", description="Model profile name (weights.profiles).")
     model_dir: str | None = Field(
@@ -101,11 +114,16 @@ class AppArgs(_Strict):
         default="output", description="Image/trace store: local path or fsspec URL (s3://bucket/prefix)."
     )
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; None: SQLite file scenechain.db inside a local output_dir."
+        default=None,
+        repr=False,  # may carry a password
+        description="SQLAlchemy URL; None: SQLite file scenechain.db inside a local output_dir.",
     )
     app_name: str = Field(default="scenechain", description="Serve application name (for handles).")
     route_prefix: str = Field(default="/", description="HTTP route prefix of the ingress.")
-    jwt: JwtSettings = Field(default_factory=JwtSettings, description="Bearer-token settings.")
+    jwt: JwtSettings = Field(
+        default_factory=JwtSettings,
+        description="Bearer-token settings; serving needs a key (SCENECHAIN_JWT_SECRET), see check_secrets.",
+    )
     model_overrides: dict[Role, ModelOverride] = Field(
         default_factory=dict, description="Per-role model source/options overrides (also fault injection)."
     )
@@ -243,6 +261,11 @@ class AppArgs(_Strict):
             raise ValueError("database_url is required when output_dir is not a local path")
         return f"sqlite:///{Path(self.resolved_output_dir()) / 'scenechain.db'}"
 
+    def check_secrets(self) -> None:
+        """InsecureKeyError (naming the variable to set) unless the JWT keys may serve: an HS256
+        secret configured, >= 32 bytes and never a public value; an RS256 public key that parses."""
+        check_serving_keys(self.jwt)
+
     def scorer_deployment(self, name: str) -> DeploymentSettings:
         """The deployment settings of one scorer: 'scorer' with its per-scorer override merged over."""
         override = self.scorer_overrides.get(name)
@@ -299,7 +322,7 @@ class AppArgs(_Strict):
             profile=self.profile,
             database_url=self.resolved_database_url(),
             output_dir=self.resolved_output_dir(),
-            jwt=self.jwt,
+            jwt=self.jwt.for_verification(),  # a serving node never needs the private key
             quotas=self.quotas,
             max_queued_generations=self.max_queued_generations,
             retry_after_s=self.retry_after_s,
@@ -349,14 +372,7 @@ class AppArgs(_Strict):
             data["output_dir"] = env["SCENECHAIN_OUTPUT_DIR"]
         if env.get("DATABASE_URL"):
             data["database_url"] = env["DATABASE_URL"]
-        jwt: dict[str, Any] = {}
-        if env.get("SCENECHAIN_JWT_SECRET"):
-            jwt["secret"] = env["SCENECHAIN_JWT_SECRET"]
-        if env.get("SCENECHAIN_JWT_PUBLIC_KEY_FILE"):
-            jwt["algorithm"] = "RS256"
-            jwt["public_key"] = Path(env["SCENECHAIN_JWT_PUBLIC_KEY_FILE"]).read_text()
-        if env.get("SCENECHAIN_JWT_PRIVATE_KEY_FILE"):
-            jwt["private_key"] = Path(env["SCENECHAIN_JWT_PRIVATE_KEY_FILE"]).read_text()
+        jwt = jwt_from_env()
         if jwt:
             data["jwt"] = jwt
         for key, value in overrides.items():
@@ -365,6 +381,55 @@ class AppArgs(_Strict):
             else:
                 data[key] = value
         return cls.model_validate(data)
+
+
+def _listed(value: str) -> list[str]:
+    """The items of a comma-separated variable, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _read_key_file(variable: str, path: str) -> str:
+    """The text of a key file named by ``variable`` (InsecureKeyError naming it when unreadable)."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise InsecureKeyError(f"{variable}={path}: cannot read the key file ({exc.strerror})") from None
+
+
+def jwt_from_env() -> dict[str, Any]:
+    """The JWT settings the environment sets (read at call time).
+
+    HS256: SCENECHAIN_JWT_SECRET signs and SCENECHAIN_JWT_PREVIOUS_SECRETS (comma-separated) still
+    verify; or SCENECHAIN_JWT_SECRETS_FILE names a file with one secret per line, the first signs
+    (a file is re-read at each build, so a rotation needs no restart of Ray). RS256:
+    SCENECHAIN_JWT_PUBLIC_KEY_FILE, SCENECHAIN_JWT_PREVIOUS_PUBLIC_KEY_FILES (comma-separated
+    paths) still verify; SCENECHAIN_JWT_PRIVATE_KEY_FILE only mints.
+    """
+    env = os.environ
+    jwt: dict[str, Any] = {}
+    if env.get(SECRETS_FILE_ENV):
+        if env.get(SECRET_ENV) or env.get(PREVIOUS_SECRETS_ENV):
+            raise InsecureKeyError(
+                f"{SECRETS_FILE_ENV} and {SECRET_ENV}/{PREVIOUS_SECRETS_ENV} are both set: set one of them"
+            )
+        lines = _read_key_file(SECRETS_FILE_ENV, env[SECRETS_FILE_ENV]).splitlines()
+        listed = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        if listed:
+            jwt["secret"], jwt["previous_secrets"] = listed[0], listed[1:]
+    if env.get(SECRET_ENV):
+        jwt["secret"] = env[SECRET_ENV]
+    if env.get(PREVIOUS_SECRETS_ENV):
+        jwt["previous_secrets"] = _listed(env[PREVIOUS_SECRETS_ENV])
+    if env.get(PUBLIC_KEY_ENV):
+        jwt["algorithm"] = "RS256"
+        jwt["public_key"] = _read_key_file(PUBLIC_KEY_ENV, env[PUBLIC_KEY_ENV])
+    if env.get(PREVIOUS_PUBLIC_KEYS_ENV):
+        jwt["previous_public_keys"] = [
+            _read_key_file(PREVIOUS_PUBLIC_KEYS_ENV, path) for path in _listed(env[PREVIOUS_PUBLIC_KEYS_ENV])
+        ]
+    if env.get(PRIVATE_KEY_ENV):
+        jwt["private_key"] = _read_key_file(PRIVATE_KEY_ENV, env[PRIVATE_KEY_ENV])
+    return jwt
 
 
 def load_app_args(args: dict[str, Any] | AppArgs | None) -> AppArgs:
@@ -382,10 +447,12 @@ __all__ = [
     "DeploymentSettings",
     "EnhancerConfig",
     "FaultSettings",
+    "InsecureKeyError",
     "JwtSettings",
     "ModelOverride",
     "QuotaSettings",
     "RetentionSettings",
     "RetryPolicy",
+    "jwt_from_env",
     "load_app_args",
 ]

@@ -1,7 +1,14 @@
-"""One real scenechain Serve app per test session: local Ray with a logical GPU, real HTTP, tiny models."""
+"""One real scenechain Serve app per test session: local Ray with a logical GPU, real HTTP, tiny models.
+
+The app is built as a deployer builds it: ``SCENECHAIN_JWT_SECRET`` set (a random value per test
+session, ``jwt_secret``), since the shipped configs hold no secret and ``build_app`` refuses to
+start without one. Tokens are minted with ``AppArgs.from_env().jwt``, the same settings.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +49,7 @@ class LiveApp:
     deploy: Callable[[dict[str, Any]], None]
 
     def headers(self, user: str = "alice") -> dict[str, str]:
-        return {"Authorization": f"Bearer {mint_token(AppArgs().jwt, user)}"}
+        return {"Authorization": f"Bearer {mint_token(AppArgs.from_env().jwt, user)}"}
 
     def client(self, user: str = "alice") -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers=self.headers(user), timeout=60)
@@ -68,8 +75,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def jwt_secret() -> Iterator[str]:
+    """SCENECHAIN_JWT_SECRET for the session: random, 48 characters (what a deployer sets)."""
+    secret = secrets.token_urlsafe(36)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SCENECHAIN_JWT_SECRET", secret)
+        for name in ("SCENECHAIN_JWT_PREVIOUS_SECRETS", "SCENECHAIN_JWT_PUBLIC_KEY_FILE"):
+            if name in os.environ:
+                patch.delenv(name)
+        yield secret
+
+
 @pytest.fixture(scope="session")
-def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+def live_app(jwt_secret: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     import ray  # noqa: PLC0415
     from ray import serve  # noqa: PLC0415
 

@@ -73,9 +73,11 @@ def server(request: pytest.FixtureRequest) -> tuple[str, str]:
     """(base URL, token) of the server under test."""
     url = os.environ.get("SCENECHAIN_E2E_URL")
     if url:
-        return url.rstrip("/"), os.environ.get("SCENECHAIN_E2E_TOKEN") or mint_token(AppArgs().jwt, "gallery")
+        return url.rstrip("/"), os.environ.get("SCENECHAIN_E2E_TOKEN") or mint_token(
+            AppArgs.from_env().jwt, "gallery"
+        )
     live_app = request.getfixturevalue("live_app")
-    return live_app.base_url, mint_token(AppArgs().jwt, "gallery")
+    return live_app.base_url, mint_token(AppArgs.from_env().jwt, "gallery")
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,7 @@ class RestartableApp:
         _wait_gone(pids)
 
     def client(self) -> httpx.Client:
-        token = mint_token(AppArgs().jwt, USER)
+        token = mint_token(AppArgs.from_env().jwt, USER)
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
     def record(self, generation_id: str) -> GenerationRecord:

@@ -190,7 +190,7 @@ def token(user: str = "alice") -> dict[str, str]:
     from api.auth import mint_token
     from serve.config import AppArgs
 
-    return {"Authorization": f"Bearer {mint_token(AppArgs().jwt, user)}"}
+    return {"Authorization": f"Bearer {mint_token(AppArgs.from_env().jwt, user)}"}
 
 
 def base_args(tmp_path: Path, **overrides: Any) -> dict[str, Any]:

@@ -68,7 +68,8 @@ def test_tokens_hs256_and_rs256() -> None:
             user_from_authorization(settings, header)
     with pytest.raises(AuthError):
         verify_token(
-            settings, jwt.encode({"sub": "eve", "exp": 9999999999}, settings.secret, algorithm="HS256")
+            settings,
+            jwt.encode({"sub": "eve", "exp": 9999999999}, settings.signing_secret(), algorithm="HS256"),
         )
 
     from cryptography.hazmat.primitives import serialization
@@ -89,7 +90,10 @@ def test_tokens_hs256_and_rs256() -> None:
         verify_token(rs, mint_token(settings, "carol"))
 
 
-def test_cli_token_and_cleanup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_token_and_cleanup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCENECHAIN_JWT_SECRET", "cli-test-" + "k" * 40)  # the server's secret
     assert main(["token", "--user", "dana", "--ttl", "60"]) == 0
     token = capsys.readouterr().out.strip()
     assert verify_token(AppArgs.from_env().jwt, token) == "dana"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,11 @@ def settings_by_deployment(args: AppArgs) -> dict[str, DeploymentSettings]:
 def buildable_args(
     document: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> dict[str, Any]:
-    """The file's args, made buildable on this machine (a local DB; our LLM deployment without vLLM)."""
+    """The file's args, made buildable on this machine (a local DB; our LLM deployment without vLLM)
+    with the environment a deployer sets (the file holds no secret: build_app refuses to start without one)."""
     args = dict(document["applications"][0]["args"])
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    monkeypatch.setenv("SCENECHAIN_JWT_SECRET", secrets.token_urlsafe(48))
     if args.get("output_dir", "").startswith("output"):
         args["output_dir"] = str(tmp_path / "output")
     llm_backend = AppArgs.model_validate(args).model_spec("llm").options.get("backend")

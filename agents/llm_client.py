@@ -94,6 +94,11 @@ class LLMOptions(BaseModel):
     dtype: str = Field(default="float32", description="transformers / vLLM weights dtype on CPU.")
     max_model_len: int = Field(default=4096, description="vLLM: context length.", ge=256)
     load_format: str = Field(default="auto", description="vLLM: 'dummy' for random weights (benchmarks).")
+    random_init: bool = Field(
+        default=False,
+        description="The source is a config-only dir (gpu-bench): transformers builds the model on the "
+        "device with random weights (weights.random_init); vLLM uses load_format 'dummy'.",
+    )
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vLLM: extra AsyncEngineArgs.")
     timeout_s: float = Field(default=120.0, description="Default per-call timeout.", gt=0)
 
@@ -235,11 +240,22 @@ class TransformersChatClient:
     it). One generation at a time (a lock): the model is not shared across threads.
     """
 
-    def __init__(self, model_dir: str | Path, *, device: str = "cpu", seed: int = 0, dtype: str = "float32"):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        device: str = "cpu",
+        seed: int = 0,
+        dtype: str = "float32",
+        random_init: bool = False,
+    ):
         self.model_dir = str(model_dir)
         self.device = device
         self.seed = seed
         self.dtype = dtype
+        self.random_init = random_init
+        # tokens and seconds of the last generate call (benchmarks read it)
+        self.last_generation: dict[str, float] | None = None
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -249,7 +265,9 @@ class TransformersChatClient:
         """A client sharing this one's loaded model (and lock) whose call ``k`` samples with
         ``seed + k``: one model, many seeded views (a generation's seed fixes its LLM output)."""
         self.load()
-        client = TransformersChatClient(self.model_dir, device=self.device, seed=seed, dtype=self.dtype)
+        client = TransformersChatClient(
+            self.model_dir, device=self.device, seed=seed, dtype=self.dtype, random_init=self.random_init
+        )
         client._model, client._tokenizer, client._lock = self._model, self._tokenizer, self._lock
         return client
 
@@ -262,7 +280,13 @@ class TransformersChatClient:
 
         started = time.perf_counter()
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        model: Any = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, self.dtype))
+        model: Any
+        if self.random_init:  # a config-only dir: built on the device, random weights
+            from weights.random_init import build_random  # noqa: PLC0415
+
+            model = build_random(self.model_dir, self.device, self.dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=getattr(torch, self.dtype))
         self._model = model.to(self.device).eval()
         logger.info(
             "loaded LLM %s on %s in %.1f s", self.model_dir, self.device, time.perf_counter() - started
@@ -309,6 +333,12 @@ class TransformersChatClient:
                     input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device), **kwargs
                 )
             elapsed = time.perf_counter() - started
+            self.last_generation = {
+                "rows": len(rows),
+                "prompt_tokens": width,
+                "new_tokens": int(output.shape[1] - width),
+                "seconds": elapsed,
+            }
             # 3. decode each row's own budget of new tokens
             texts = [
                 tokenizer.decode(output[i, width : width + row[2]], skip_special_tokens=True)
@@ -747,10 +777,14 @@ def build_chat_client(
 
         source = resolve_spec(spec, model_dir).source
         if options.backend == "vllm":
+            if options.random_init:
+                options = options.model_copy(update={"load_format": "dummy"})
             engine = build_vllm_engine(source, options, seed=seed, device=device)
             client = VLLMEngineChatClient(engine, seed=seed)
         else:
-            client = TransformersChatClient(source, device=device, seed=seed, dtype=options.dtype)
+            client = TransformersChatClient(
+                source, device=device, seed=seed, dtype=options.dtype, random_init=options.random_init
+            )
     if options.fail == "invalid_json":
         return FaultyChatClient("invalid_json", client)
     return client

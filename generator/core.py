@@ -16,7 +16,9 @@ Model families: the profile's ``options.family`` (``sd`` by default, ``sdxl``, `
 a negative prompt (Flux-schnell has none: a request's negative prompt is not sent and the result
 carries a warning instead), which profile options are call arguments (Flux: ``max_sequence_length``),
 whether img2img takes the output size, and the size multiple. Other options read here: ``dtype`` (the
-weights dtype on CUDA, over the profile's), ``variant`` (e.g. ``fp16`` files, on CUDA).
+weights dtype on CUDA, over the profile's), ``variant`` (e.g. ``fp16`` files, on CUDA), ``random_init``
+(the source is a config-only dir: ``weights.random_init.build_random`` builds the pipeline on the
+device with random weights; the ``gpu-bench`` profile).
 
 img2img runs ``int(steps * strength)`` denoising steps in diffusers (SDXL-Turbo's card: keep
 ``steps * strength >= 1``). A request that sets ``steps`` explicitly must satisfy that (else
@@ -239,8 +241,14 @@ class DiffusionGenerator:
         if self.options.get("variant") and self.device == "cuda":
             load_kwargs["variant"] = self.options["variant"]
         started = time.perf_counter()
-        self.text2img = AutoPipelineForText2Image.from_pretrained(resolved.source, **load_kwargs)
-        self.text2img.to(self.device)
+        if self.options.get("random_init"):
+            # a config-only dir (gpu-bench): built from its configs on the device, random weights
+            from weights.random_init import build_random  # noqa: PLC0415
+
+            self.text2img = build_random(resolved.source, self.device, torch_dtype)
+        else:
+            self.text2img = AutoPipelineForText2Image.from_pretrained(resolved.source, **load_kwargs)
+            self.text2img.to(self.device)
         self.text2img.set_progress_bar_config(disable=True)
         # from_pipe reuses the very same component objects: one copy of the weights for both modes.
         self.img2img = AutoPipelineForImage2Image.from_pipe(self.text2img)

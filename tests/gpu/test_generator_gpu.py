@@ -1,4 +1,5 @@
-"""The diffusion core at full SD-1.5 size on a GPU (random weights: real compute, no hub)."""
+"""The diffusion core at full FLUX.1-schnell size on a GPU (gpu-bench: random weights built on the GPU from
+a config-only dir; real compute, no hub)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def test_runs_on_cuda_in_half_precision(generator: DiffusionGenerator) -> None:
     import torch
 
     assert generator.device == "cuda"
-    assert next(generator.text2img.unet.parameters()).dtype == torch.float16
+    transformer = generator.text2img.transformer  # built on the GPU in Flux's bf16, never on the CPU
+    assert next(transformer.parameters()).dtype == torch.bfloat16
+    assert next(transformer.parameters()).device.type == "cuda"
     result = generator.generate(GenerationRequest(prompt=PROMPT, seeds=[1, 2, 3, 4]))
     assert len(result.images) == 4 and result.batch_size == 4
     assert Image.open(io.BytesIO(result.images[0].png)).size == (512, 512)

@@ -15,13 +15,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from scenechain import Client
 from scenechain.events import event_from_sse, parse_sse
 
 from api.auth import mint_token
 from api.exports import mp4_duration_s
 from api.ingress import IngressService, create_api
 from director.events import EventRecorder
-from scenechain import Client
 from serve.config import AppArgs
 from store.events import SqlEventStore
 

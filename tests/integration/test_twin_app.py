@@ -34,7 +34,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def twin_app(jwt_secret: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+def twin_app(
+    jwt_secret: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
     import ray
     from ray import serve
 
@@ -85,7 +87,12 @@ def test_simple_mode_runs_flux_text2img_then_chained_img2img(twin_app: tuple[str
     with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
         accepted = client.post(
             "/api/generate",
-            json={"prompt": "A red bike light at night", "num_scenes": 2, "seed": 5, "negative_prompt": "blur"},
+            json={
+                "prompt": "A red bike light at night",
+                "num_scenes": 2,
+                "seed": 5,
+                "negative_prompt": "blur",
+            },
         )
         assert accepted.status_code == 202, accepted.text
         status = _wait(client, accepted.json()["id"])
@@ -127,7 +134,9 @@ def test_advanced_mode_enhances_with_the_vllm_llm_and_scores_with_the_four_twins
                 for name in ("pickscore", "clip", "vqa", "aesthetic", "overall"):
                     assert 0.0 <= scores[name] <= 100.0
             trace = client.get(f"/api/generations/{generation_id}/scenes/{n}/trace").json()
-            assert "00_original_prompt.txt" in trace["files"] and "final_enhanced_prompt.txt" in trace["files"]
+            assert (
+                "00_original_prompt.txt" in trace["files"] and "final_enhanced_prompt.txt" in trace["files"]
+            )
             # the enhancer reached the LLM: at least one rewrite went through the vLLM-served model
             assert trace["iterations"], trace
         assert [scene["reference_from"] for scene in status["scenes"]] == [None, 1]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from serve.config import SCORER_ROLES, AppArgs, DeploymentSettings, load_app_args
+from weights.profiles import non_commercial_roles
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,17 @@ def build_app(
     director = classes.director.options(**_options(app_args.director, defaults["director"])).bind(
         _settings(app_args.director_replica()), enhancer, generator, scorers
     )
+    for role in non_commercial_roles(profile):
+        # ad storyboards are commercial work: say so loudly, but a licence holder may run it
+        spec = profile.model(role)
+        logger.warning(
+            "profile %s: the %s model %s is licensed %s, which does not allow commercial use "
+            "without a separate license from its owner (see `scenechain models`)",
+            app_args.profile,
+            role,
+            spec.source,
+            spec.license or "unknown",
+        )
     logger.info("built scenechain app: profile=%s output=%s", app_args.profile, app_args.output_dir)
     return classes.ingress.options(**_options(app_args.ingress, defaults["ingress"])).bind(
         _settings(app_args.ingress_settings()), director

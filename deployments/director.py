@@ -50,8 +50,11 @@ class HandlePorts:
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         return await self.generator.generate.remote(request)
 
-    async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult:
-        outcome = await self.scorers[scorer].score.remote(ScoreRequest(prompt=prompt, images=images))
+    async def score(
+        self, scorer: str, prompt: str, images: list[bytes], reference: bytes | None = None
+    ) -> ScoreResult:
+        request = ScoreRequest(prompt=prompt, images=images, reference_png=reference)
+        outcome = await self.scorers[scorer].score.remote(request)
         if outcome.result is None:
             raise ScorerFailed(outcome.error or "no result")
         return outcome.result

@@ -73,18 +73,23 @@ class ScorerDeployment:
         core = self.core
         if core is None:  # score() answers before batching; this keeps the type checker honest
             return [ScoreOutcome(error=f"{self.name} unavailable: {self.load_error}") for _ in requests]
-        # Requests with the same prompt share one model call; results are split back in order.
+        # Requests with the same prompt (and reference) share one model call; results are split back in order.
         outcomes: list[ScoreOutcome | None] = [None] * len(requests)
-        groups: dict[str, list[int]] = {}
+        groups: dict[tuple[str, bytes | None], list[int]] = {}
         for position, request in enumerate(requests):
-            groups.setdefault(request.prompt, []).append(position)
-        for prompt, positions in groups.items():
+            groups.setdefault((request.prompt, request.reference_png), []).append(position)
+        for (prompt, reference_png), positions in groups.items():
             try:
                 images = [
                     [Image.open(io.BytesIO(png)).convert("RGB") for png in requests[p].images]
                     for p in positions
                 ]
-                result = core.score(prompt, [image for group in images for image in group])
+                flat = [image for group in images for image in group]
+                if reference_png is not None and getattr(core, "takes_reference", False):
+                    reference = Image.open(io.BytesIO(reference_png)).convert("RGB")
+                    result = core.score(prompt, flat, reference=reference)  # type: ignore[call-arg]
+                else:
+                    result = core.score(prompt, flat)
                 self._last_ok = time.monotonic()
             except Exception as exc:
                 for position in positions:

@@ -64,6 +64,8 @@ from weights.errors import describe_error
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# The scorer that compares variations with the previous kept scene (its image tower: CLIP).
+CONSISTENCY_SCORER = "clipscore"
 
 
 class CancelledElsewhere(Exception):
@@ -495,7 +497,7 @@ class _Run:
         best = 0
         if advanced and len(pngs) > 1:
             await self.persist(stage=f"scene {n}: scoring")
-            quality, timing["score_s"] = await self.score(scene, pngs, seeds)
+            quality, timing["score_s"] = await self.score(scene, pngs, seeds, reference)
             if quality is not None:
                 best = quality.best_index - 1
                 self.scores[f"scene_{n}"] = quality
@@ -579,16 +581,22 @@ class _Run:
         return outcome, seconds
 
     async def score(
-        self, scene: PlannedScene, pngs: list[bytes], seeds: list[int]
+        self, scene: PlannedScene, pngs: list[bytes], seeds: list[int], reference: bytes | None = None
     ) -> tuple[SceneQualityRecord | None, float]:
         n = scene.index
         threshold = self.request.advanced_image_quality_threshold
+        # consistency with the previous kept scene: only after the first scene and when weighed
+        consistency_weight = self.request.advanced_image_consistency_weight or 0.0
+        compare_with = reference if consistency_weight > 0 else None
         started = time.perf_counter()
+
+        def score_call(name: str) -> Any:
+            if compare_with is not None and name == CONSISTENCY_SCORER:
+                return self.ports.score(name, scene.prompt, pngs, compare_with)
+            return self.ports.score(name, scene.prompt, pngs)
+
         results = await asyncio.gather(
-            *(
-                asyncio.wait_for(self.ports.score(name, scene.prompt, pngs), self.settings.score_timeout_s)
-                for name in SCORER_NAMES
-            ),
+            *(asyncio.wait_for(score_call(name), self.settings.score_timeout_s) for name in SCORER_NAMES),
             return_exceptions=True,
         )
         seconds = round(time.perf_counter() - started, 3)
@@ -599,8 +607,23 @@ class _Run:
             by_name[name] = (
                 result if isinstance(result, ScoreResult | BaseException) else ScorerFailed(str(result))
             )
+        consistency: list[float] | None = None
+        if compare_with is not None:
+            clip_result = by_name.get(CONSISTENCY_SCORER)
+            values = clip_result.extra.get("consistency") if isinstance(clip_result, ScoreResult) else None
+            if isinstance(values, list) and len(values) == len(pngs):
+                consistency = [float(value) for value in values]
+            else:
+                self.warn(
+                    f"scene {n}: consistency with scene {n - 1} not computed ({CONSISTENCY_SCORER} gave none)"
+                )
         try:
-            combined = aggregate(by_name, self.settings.score_weights)
+            combined = aggregate(
+                by_name,
+                self.settings.score_weights,
+                consistency=consistency,
+                consistency_weight=consistency_weight,
+            )
         except NoScoresError as exc:
             # Keep the enhanced prompt's first image; later scenes generate one image only.
             self.scoring_available = False
@@ -637,7 +660,12 @@ class _Run:
         quality = SceneQualityRecord(
             best_index=combined.best_index + 1,
             best_overall=round(combined.best_overall, 4),
-            per_image=[ImageScores.model_validate(scores.model_dump()) for scores in combined.per_image],
+            per_image=[
+                ImageScores.model_validate(
+                    {**scores.model_dump(), "consistency": consistency[k] if consistency else None}
+                )
+                for k, scores in enumerate(combined.per_image)
+            ],
             below_threshold=below,
             scorers_used=combined.scorers_used,
             scorers_failed=combined.scorers_failed,
@@ -649,6 +677,7 @@ class _Run:
             "prompt": scene.prompt,
             "quality_threshold": threshold,
             "weights": combined.weights,
+            "consistency_weight": combined.consistency_weight,
             "images": [f"image_{k}.png" for k in range(1, len(pngs) + 1)],
             "raw": {name: result.raw for name, result in by_name.items() if isinstance(result, ScoreResult)},
         }

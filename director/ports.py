@@ -87,7 +87,12 @@ class DirectorPorts(Protocol):
 
     async def generate(self, request: GenerationRequest) -> GenerationResult: ...
 
-    async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult: ...
+    async def score(
+        self, scorer: str, prompt: str, images: list[bytes], reference: bytes | None = None
+    ) -> ScoreResult:
+        """``reference``: the previous kept scene's PNG, sent only to the scorer that compares images
+        (clipscore) when the request weighs consistency; the result's ``extra["consistency"]``."""
+        ...
 
 
 class ScoreRequest(BaseModel):
@@ -95,3 +100,8 @@ class ScoreRequest(BaseModel):
 
     prompt: str = Field(description="The scene prompt.")
     images: list[bytes] = Field(description="PNG bytes, one per variation.")
+    reference_png: bytes | None = Field(
+        default=None,
+        description="PNG of the previous kept scene: a scorer that compares images adds each image's "
+        "similarity to it (extra['consistency'], 0-100); None: no comparison.",
+    )

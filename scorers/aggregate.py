@@ -9,6 +9,13 @@ out has weight 0 (disabled). Weights need not sum to 1.
 
 Scorer names, default weights, the order of scorers and the fields of ``ImageScores`` all come from
 the catalogue (``scorers.catalogue``); ``aggregate`` takes another catalogue for an extended set.
+
+Consistency (scenes after the first): ``consistency`` holds, per image, its similarity to the previous
+kept scene, 0–100 (``consistency_from_cosines``: CLIP image–image cosine, clipped at 0). It is an
+aggregate term, not a catalogue scorer (no model, role or deployment of its own: the CLIPScore scorer
+computes it from its image tower). With ``consistency_weight`` w in [0, 1]:
+overall = (1 − w) · (weighted scorer mean) + w · consistency; w = 0 (the default) leaves the scores as
+they were.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ __all__ = [
     "NoScoresError",
     "aggregate",
     "check_weights",
+    "consistency_from_cosines",
     "image_scores_model",
 ]
 # Overall scores closer than this are a tie.
@@ -81,6 +89,18 @@ class AggregateResult(BaseModel):
     scorers_used: list[str] = Field(description="Scorers whose scores entered the overall score.")
     scorers_failed: dict[str, str] = Field(description="Scorer name -> why it was dropped.")
     weights: dict[str, float] = Field(description="Re-normalised weights applied to the scorers used.")
+    consistency: list[float] | None = Field(
+        default=None,
+        description="Per image, similarity to the previous kept scene, 0–100; None: not computed.",
+    )
+    consistency_weight: float = Field(
+        default=0.0, description="Share of the consistency term in the overall score (0: not used)."
+    )
+
+
+def consistency_from_cosines(cosines: list[float]) -> list[float]:
+    """CLIP image–image cosines mapped to 0–100 (negative similarity counts as 0)."""
+    return [min(max(100.0 * cosine, 0.0), 100.0) for cosine in cosines]
 
 
 def check_weights(weights: Mapping[str, float], catalogue: ScorerCatalogue = CATALOGUE) -> dict[str, float]:
@@ -100,9 +120,16 @@ def aggregate(
     weights: Mapping[str, float] | None = None,
     *,
     catalogue: ScorerCatalogue = CATALOGUE,
+    consistency: list[float] | None = None,
+    consistency_weight: float = 0.0,
 ) -> AggregateResult:
-    """Weighted 0–100 overall per image; drops failed/disabled scorers and re-normalises the rest."""
+    """Weighted 0–100 overall per image; drops failed/disabled scorers and re-normalises the rest.
+
+    ``consistency`` (per image, 0–100) enters the overall with share ``consistency_weight`` (0–1).
+    """
     # 1. check inputs
+    if not (math.isfinite(consistency_weight) and 0.0 <= consistency_weight <= 1.0):
+        raise ValueError(f"consistency_weight must be in [0, 1], got {consistency_weight}")
     names = catalogue.names
     unknown = sorted(set(results) - set(names))
     if unknown:
@@ -134,15 +161,20 @@ def aggregate(
         reasons = "; ".join(f"{n}: {r}" for n, r in failed.items()) or "all scorers disabled or weighted 0"
         raise NoScoresError(f"no scorer produced usable scores ({reasons})")
 
-    # 3. re-normalised weighted mean per image
+    if consistency is not None and len(consistency) != image_count:
+        raise ValueError(f"consistency has {len(consistency)} values for {image_count} images")
+    share = consistency_weight if consistency is not None else 0.0
+
+    # 3. re-normalised weighted mean per image, then the consistency share
     total = sum(weights_by_name[name] for name in used)
     applied = {name: weights_by_name[name] / total for name in used}
     per_image: list[ImageScoresBase] = []
     overalls: list[float] = []
     for index in range(image_count or 0):  # image_count is set whenever a scorer succeeded
-        overall = min(
-            max(sum(applied[name] * succeeded[name].normalized[index] for name in used), 0.0), 100.0
-        )
+        overall = sum(applied[name] * succeeded[name].normalized[index] for name in used)
+        if consistency is not None and share > 0:
+            overall = (1.0 - share) * overall + share * consistency[index]
+        overall = min(max(overall, 0.0), 100.0)
         fields = {field_of_scorer[name]: succeeded[name].normalized[index] for name in succeeded}
         per_image.append(scores_model.model_validate({**fields, "overall": overall}))
         overalls.append(overall)
@@ -159,4 +191,6 @@ def aggregate(
         scorers_used=used,
         scorers_failed=failed,
         weights=applied,
+        consistency=list(consistency) if consistency is not None else None,
+        consistency_weight=share,
     )

@@ -89,14 +89,26 @@ class BatchScorer:
 
     name: str = "base"
 
-    def score(self, prompt: str, images: list[Image.Image]) -> ScoreResult:
+    def score(
+        self, prompt: str, images: list[Image.Image], reference: Image.Image | None = None
+    ) -> ScoreResult:
+        """Scores of ``images``; with a ``reference`` (the previous kept scene), scorers that compare
+        images (``takes_reference``) add ``extra["consistency"]``, 0–100 per image."""
         import torch  # noqa: PLC0415
 
         check_inputs(prompt, images)
+        if reference is not None and not self.takes_reference:
+            raise ScorerInputError(f"{self.name} does not compare images with a reference")
         started = time.perf_counter()
         try:
             with torch.inference_mode():
-                raw, normalized, extra = self._score_batch(prompt, [im.convert("RGB") for im in images])
+                rgb = [im.convert("RGB") for im in images]
+                if reference is None:
+                    raw, normalized, extra = self._score_batch(prompt, rgb)
+                else:
+                    raw, normalized, extra = self._score_batch_with_reference(
+                        prompt, rgb, reference.convert("RGB")
+                    )
         except ScorerError:
             raise
         except Exception as exc:
@@ -109,8 +121,16 @@ class BatchScorer:
             seconds=time.perf_counter() - started,
         )
 
+    # Scorers that can compare images with a reference set this and implement the method below.
+    takes_reference: bool = False
+
     def _score_batch(
         self, prompt: str, images: list[Image.Image]
+    ) -> tuple[list[float], list[float], dict[str, Any]]:
+        raise NotImplementedError
+
+    def _score_batch_with_reference(
+        self, prompt: str, images: list[Image.Image], reference: Image.Image
     ) -> tuple[list[float], list[float], dict[str, Any]]:
         raise NotImplementedError
 

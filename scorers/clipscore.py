@@ -10,7 +10,9 @@ Loading (``ModelSpec``):
   ``options.pretrained`` its tag, e.g. ``ViT-L-14-quickgelu`` / ``openai`` in production, a checkpoint
   file, or a checkpoint dir with its ``open_clip_config.json`` (a forged twin: the named architecture
   at toy width, see ``open_clip_pretrained``).
-Option ``text_prefix`` (default ``""``) is prepended to the prompt; Hessel et al. used
+With a ``reference`` image (the previous kept scene), ``extra["consistency"]`` holds each image's
+similarity to it, 0–100 (CLIP image–image cosine, ``scorers.aggregate.consistency_from_cosines``),
+from the same image-tower pass. Option ``text_prefix`` (default ``""``) is prepended to the prompt; Hessel et al. used
 ``"A photo depicts "``. Options: ``ClipScoreOptions`` in ``scorers.catalogue``.
 """
 
@@ -165,6 +167,7 @@ class ClipScoreScorer(BatchScorer):
     """CLIPScore with an open_clip model; one forward pass for all images of a prompt."""
 
     name = "clipscore"
+    takes_reference = True
 
     def __init__(self, bundle: OpenClipBundle, *, w: float = CLIPSCORE_W, text_prefix: str = "") -> None:
         self.bundle = bundle
@@ -185,3 +188,22 @@ class ClipScoreScorer(BatchScorer):
         # 2. CLIP-S and its 0–100 form
         cosines, clip_s, normalized = clip_score_from_embeddings(image_embeds, text_embed, self.w)
         return clip_s, normalized, {"cosine": cosines}
+
+    def _score_batch_with_reference(
+        self, prompt: str, images: list[Image.Image], reference: Image.Image
+    ) -> tuple[list[float], list[float], dict[str, Any]]:
+        from scorers.aggregate import consistency_from_cosines  # noqa: PLC0415
+
+        # 1. one image-tower pass for the images and the reference
+        text_embed = encode_texts(self.bundle, [self.text_prefix + prompt])
+        embeds = encode_images(self.bundle, [*images, reference])
+        image_embeds, reference_embed = embeds[:-1], embeds[-1:]
+        # 2. CLIP-S against the prompt, cosine against the reference
+        cosines, clip_s, normalized = clip_score_from_embeddings(image_embeds, text_embed, self.w)
+        similarity = (image_embeds @ reference_embed.T).squeeze(1).tolist()
+        extra = {
+            "cosine": cosines,
+            "reference_cosine": similarity,
+            "consistency": consistency_from_cosines(similarity),
+        }
+        return clip_s, normalized, extra

@@ -41,6 +41,9 @@ RECIPES: dict[str, tuple[str, int]] = {
     "tiny-vqa": ("weights.forge_scorers:forge_tiny_vqa", 1),
     "tiny-aesthetic": ("weights.forge_scorers:forge_tiny_aesthetic", 1),
     "trained-clip": ("weights.forge_scorers:forge_trained_clip", 1),
+    # the toy world: trained on the synthetic shapes (weights.forge_toy), scored by trained-clip
+    "toy-sd": ("weights.forge_toy:forge_toy_sd", 1),
+    "toy-aesthetic": ("weights.forge_toy:forge_toy_aesthetic", 1),
     "bench-clip-h14": ("weights.forge_scorers:forge_bench_clip_h14", 1),
     "bench-openclip-l14": ("weights.forge_scorers:forge_bench_openclip_l14", 1),
     "bench-vqa": ("weights.forge_scorers:forge_bench_vqa", 1),
@@ -54,6 +57,14 @@ RECIPES: dict[str, tuple[str, int]] = {
     "twin-aesthetic": ("weights.forge_twin_models:forge_twin_aesthetic", 1),
     "twin-llava15": ("weights.forge_twin_models:forge_twin_llava15", 1),
     "twin-qwen25": ("weights.forge_twin_models:forge_twin_qwen25", 1),
+    # gpu-bench: production architectures at full size, config only (weights.random_init builds them)
+    "bench-flux-schnell": ("weights.forge_bench_full:forge_bench_flux_schnell", 1),
+    "bench-pickscore-h14": ("weights.forge_bench_full:forge_bench_pickscore_h14", 1),
+    "bench-openclip-l14-config": ("weights.forge_bench_full:forge_bench_openclip_l14_config", 1),
+    "bench-aesthetic-config": ("weights.forge_bench_full:forge_bench_aesthetic_config", 1),
+    "bench-llava15-7b": ("weights.forge_bench_full:forge_bench_llava15_7b", 1),
+    "bench-qwen25-7b": ("weights.forge_bench_full:forge_bench_qwen25_7b", 1),
+    "bench-tiny-random": ("weights.forge_bench_full:forge_bench_tiny_random", 1),
 }
 
 Recipe = Callable[[Path, int, Path], dict[str, Any]]
@@ -129,13 +140,18 @@ def resolve_source(source: str, model_dir: Path | None = None) -> str:
 
 
 def resolve_spec(spec: ModelSpec, model_dir: Path | None = None) -> ModelSpec:
-    """The same spec with its source and any forge-reference options resolved to local paths."""
+    """The same spec with its source and any forge-reference options resolved to local paths, and hub
+    references found in the model dir's hub cache (``scenechain fetch-models``) made local paths too."""
+    from weights.fetch import resolve_from_cache  # noqa: PLC0415
+
+    model_dir = (model_dir or default_model_dir()).resolve()
     options = {
         key: resolve_source(value, model_dir) if isinstance(value, str) else value
         for key, value in spec.options.items()
     }
     # model_copy keeps the catalogue fields (license, size) of the spec
-    return spec.model_copy(update={"source": resolve_source(spec.source, model_dir), "options": options})
+    forged = spec.model_copy(update={"source": resolve_source(spec.source, model_dir), "options": options})
+    return resolve_from_cache(forged, model_dir)
 
 
 def forge_profile(profile_name: str, model_dir: Path | None = None) -> dict[str, Path]:

@@ -233,6 +233,49 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
         },
         "generation": _TINY_GENERATION,
     },
+    "toy": {
+        "description": "The toy world (weights.forge_toy): a text-to-image model (SD 1.x layout, 32x32) and "
+        "an aesthetic predictor trained here on synthetic captioned shapes; PickScore and CLIPScore use "
+        "trained-clip, a CLIP trained on the same world; VQA keeps the random forged tiny-vqa (no VQA model "
+        "is trained); CPU. Quality claims are measurable here: scenechain eval, eval.judge.",
+        "device": "cpu",
+        "dtype": "float32",
+        "models": {
+            "diffusion": {
+                "source": "forge:toy-sd",
+                **_FORGED,
+                "size": "4.4M params (UNet 1.0M, VAE 0.2M, trained-clip text tower 3.2M), 21 MB",
+            },
+            "pickscore": {
+                "source": "forge:trained-clip",
+                # trained-clip's transformers copy; raw = logit scale (<= 100) x cosine: map 0..100
+                "options": {
+                    "processor": "forge:trained-clip",
+                    "subfolder": "transformers",
+                    "calibration_low": 0.0,
+                    "calibration_high": 100.0,
+                },
+                **_FORGED,
+                "size": "3.4M params, 14 MB, trained here",
+            },
+            # w = 1: this CLIP's matching cosines (~0.9) would saturate Hessel et al.'s w = 2.5
+            "clipscore": {
+                "source": "forge:trained-clip",
+                "options": {"arch": "local-dir", "w": 1.0},
+                **_FORGED,
+                "size": "3.4M params, 14 MB, trained here",
+            },
+            "vqa": {"source": "forge:tiny-vqa", **_FORGED, "size": "75K params, 0.4 MB (random)"},
+            "aesthetic": {
+                "source": "forge:toy-aesthetic",
+                "options": {"clip": "forge:trained-clip"},
+                **_FORGED,
+                "size": "0.2M params (MLP, trained here) + trained-clip",
+            },
+            "llm": _TINY_LLM,
+        },
+        "generation": {"steps": 20, "guidance_scale": 7.0, "width": 32, "height": 32, "strength": 0.6},
+    },
     "production": {
         "description": "Real checkpoints by hub id, all usable commercially; FLUX.1-schnell; GPU cluster.",
         "device": "auto",
@@ -298,39 +341,60 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
         "generation": {**_DISTILLED_GENERATION, "width": 64, "height": 64},  # smaller than production
     },
     "gpu-bench": {
-        "description": "Full-size architectures with random weights: times the real compute on a GPU.",
+        "description": "production's architectures at full size with random weights, built on the GPU from "
+        "config-only dirs (weights.forge_bench_full, weights.random_init): FLUX.1-schnell, CLIP-H PickScore, "
+        "ViT-L-14-quickgelu, LLaVA-1.5-7B, Qwen2.5-7B (vLLM load_format dummy); times the real compute; 512x512.",
         "device": "cuda",
         "dtype": "float16",
+        # production's options, with the sources replaced by config-only dirs; random_init where the
+        # role's options model has it (the scorers' sources are config-only dirs: random_init in their
+        # forge manifests)
         "models": {
-            "diffusion": {"source": "forge:bench-sd15", **_FORGED, "size": "1.1B params, 2.2 GB (fp16)"},
-            "pickscore": {
-                "source": "forge:bench-clip-h14",
-                "options": {"processor": "forge:bench-clip-h14"},
+            "diffusion": {
+                "source": "forge:bench-flux-schnell",
+                "options": {**_FLUX_OPTIONS, "random_init": True},
                 **_FORGED,
-                "size": "986M params, 2 GB (fp16)",
+                "size": "16.9B params (12B transformer + 4.8B T5-XXL + CLIP-L + VAE), config only",
+            },
+            "pickscore": {
+                "source": "forge:bench-pickscore-h14",
+                "options": {
+                    "processor": "forge:twin-clip-h14-processor",  # exact: full CLIP BPE, 224 px
+                    "calibration_low": 18.0,
+                    "calibration_high": 24.0,
+                },
+                **_FORGED,
+                "size": "986M params, config only",
             },
             "clipscore": {
-                "source": "forge:bench-openclip-l14",
-                "options": {"arch": "local-dir"},
+                "source": "forge:bench-openclip-l14-config",
+                "options": {"arch": "ViT-L-14-quickgelu", "pretrained": "forge:bench-openclip-l14-config"},
                 **_FORGED,
-                "size": "428M params, 0.9 GB (fp16)",
+                "size": "428M params, config only",
             },
-            "vqa": {"source": "forge:bench-vqa", **_FORGED, "size": "7.1B params, 14 GB (fp16)"},
+            "vqa": {"source": "forge:bench-llava15-7b", **_FORGED, "size": "7.1B params, config only"},
             "aesthetic": {
-                "source": "forge:bench-aesthetic",
-                "options": {"clip": "forge:bench-openclip-l14"},
+                "source": "forge:bench-aesthetic-config",
+                "options": {
+                    "clip": "ViT-L-14-quickgelu",
+                    "clip_pretrained": "forge:bench-openclip-l14-config",
+                },
                 **_FORGED,
-                "size": "0.9M params (MLP) + CLIP ViT-L/14",
+                "size": "0.9M params (MLP) + CLIP ViT-L/14, config only",
             },
-            # config-only dir: vLLM builds the 1B Llama with random weights (load_format "dummy")
+            # vLLM builds Qwen2.5-7B from the config with random weights (load_format "dummy")
             "llm": {
-                "source": "forge:bench-llm-1b",
-                "options": {"backend": "vllm", "load_format": "dummy", "dtype": "bfloat16"},
+                "source": "forge:bench-qwen25-7b",
+                "options": {
+                    "backend": "ray-serve-llm",
+                    "random_init": True,
+                    "engine_kwargs": {"load_format": "dummy"},
+                },
                 **_FORGED,
-                "size": "1.2B params, config only",
+                "size": "7.6B params, config only",
             },
         },
-        "generation": {"steps": 4, "guidance_scale": 0.0, "width": 512, "height": 512, "strength": 0.5},
+        "generation": {**_DISTILLED_GENERATION, "width": 512, "height": 512},
     },
 }
 

@@ -106,6 +106,75 @@ def test_advanced_mode_variations_scores_best_and_traces(env: tuple[Database, St
     assert trace["seeds"] == [40, 41, 42] and trace["best_index"] == 2
 
 
+def test_consistency_weight_zero_sends_no_reference_and_records_none(env: tuple[Database, Storage]) -> None:
+    db, storage = env
+    request = GenerateRequest(
+        prompt="a sneaker ad",
+        num_scenes=2,
+        seed=40,
+        use_advanced_image_generation=True,
+        advanced_image_num_variations=3,
+    )
+    ports = FakePorts(
+        scores={name: [20.0, 80.0, 50.0] for name in ("pickscore", "clipscore", "vqa", "aesthetic")}
+    )
+    gid = submit(db, request)
+    run(db, storage, ports, gid)
+    record = db.get(gid)
+    assert ports.references == []
+    assert [s.consistency for s in record.image_quality_scores["scene_2"].per_image] == [None, None, None]
+    assert record.image_quality_scores["scene_2"].best_index == 2  # today's behaviour
+
+
+def test_consistency_weight_pulls_the_pick_towards_the_previous_scene(env: tuple[Database, Storage]) -> None:
+    db, storage = env
+    request = GenerateRequest(
+        prompt="a sneaker ad",
+        num_scenes=2,
+        seed=40,
+        use_advanced_image_generation=True,
+        advanced_image_num_variations=3,
+        advanced_image_consistency_weight=0.5,
+    )
+    # the scorers prefer variation 2 (80 vs 20/50); variation 1 is the most like the previous scene
+    ports = FakePorts(
+        scores={name: [20.0, 80.0, 50.0] for name in ("pickscore", "clipscore", "vqa", "aesthetic")},
+        consistency=[100.0, 10.0, 40.0],
+    )
+    gid = submit(db, request)
+    run(db, storage, ports, gid)
+    record = db.get(gid)
+    # scene 1 has no previous scene: no reference, no consistency, the scorers' pick
+    first = record.image_quality_scores["scene_1"]
+    assert first.best_index == 2 and [s.consistency for s in first.per_image] == [None, None, None]
+    # scene 2: only clipscore gets scene 1's kept image; overall = 0.5 * scorers + 0.5 * consistency
+    assert ports.references == [("clipscore", storage.read_scene_image(gid, 1))]
+    second = record.image_quality_scores["scene_2"]
+    assert [s.consistency for s in second.per_image] == [100.0, 10.0, 40.0]
+    assert [s.overall for s in second.per_image] == pytest.approx([60.0, 45.0, 45.0])
+    assert second.best_index == 1 and record.scenes[1].best_index == 1
+    trace = json.loads(storage.read_trace_file(gid, 2, "quality_scores.json"))
+    assert trace["consistency_weight"] == 0.5
+
+
+def test_consistency_is_skipped_with_a_warning_when_clipscore_fails(env: tuple[Database, Storage]) -> None:
+    db, storage = env
+    request = GenerateRequest(
+        prompt="a sneaker ad",
+        num_scenes=2,
+        seed=40,
+        use_advanced_image_generation=True,
+        advanced_image_num_variations=2,
+        advanced_image_consistency_weight=0.5,
+    )
+    gid = submit(db, request)
+    run(db, storage, FakePorts(fail_scorers=("clipscore",)), gid)
+    record = db.get(gid)
+    assert record.status == "completed"
+    assert [s.consistency for s in record.image_quality_scores["scene_2"].per_image] == [None, None]
+    assert any("consistency with scene 1 not computed" in w for w in record.warnings)
+
+
 def test_one_scorer_failing_reweights_from_the_rest(env: tuple[Database, Storage]) -> None:
     db, storage = env
     request = GenerateRequest(

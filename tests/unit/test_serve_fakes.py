@@ -30,11 +30,15 @@ class FakePorts:
         fail_llm: bool = False,
         fail_plan: bool = False,
         scores: dict[str, list[float]] | None = None,
+        consistency: list[float] | None = None,
     ) -> None:
         self.fail_scorers = fail_scorers
         self.fail_llm = fail_llm
         self.fail_plan = fail_plan
         self.scores = scores or {}
+        # clipscore's extra["consistency"] when a reference is sent (default: the first image is most alike)
+        self.consistency = consistency
+        self.references: list[tuple[str, bytes]] = []
         self.generate_calls: list[GenerationRequest] = []
         self.enhance_calls: list[tuple[str, int, str, int]] = []
         self.score_calls: list[tuple[str, str, int]] = []
@@ -99,13 +103,21 @@ class FakePorts:
             batch_size=len(images),
         )
 
-    async def score(self, scorer: str, prompt: str, images: list[bytes]) -> ScoreResult:
+    async def score(
+        self, scorer: str, prompt: str, images: list[bytes], reference: bytes | None = None
+    ) -> ScoreResult:
         self.score_calls.append((scorer, prompt, len(images)))
         if scorer in self.fail_scorers:
             raise ScorerFailed(f"{scorer} failed: injected")
         values = self.scores.get(scorer) or [float(10 * (k + 1)) for k in range(len(images))]
         values = values[: len(images)]
-        return ScoreResult(scorer=scorer, raw=values, normalized=values, seconds=0.0)
+        extra: dict[str, list[float]] = {}
+        if reference is not None:
+            self.references.append((scorer, reference))
+            extra["consistency"] = (self.consistency or [float(90 - 10 * k) for k in range(len(images))])[
+                : len(images)
+            ]
+        return ScoreResult(scorer=scorer, raw=values, normalized=values, extra=extra, seconds=0.0)
 
 
 class RecordingDirector:

@@ -52,6 +52,13 @@ class GenerateRequest(BaseModel):
     advanced_image_max_enhancement_iterations: int = Field(
         default=4, ge=1, le=10, description="Most critic/rewrite rounds of the prompt enhancer."
     )
+    advanced_image_consistency_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Share (0-1) of the consistency term in the overall score of scenes after the first: "
+        "each variation's similarity to the previous kept scene (CLIP image-image, 0-100); null or 0: off.",
+    )
     num_scenes: int = Field(default=4, ge=1, le=8, description="Scenes in the storyboard.")
     seed: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="Base seed; variation k of a scene uses seed+k."
@@ -69,6 +76,7 @@ class GenerateRequest(BaseModel):
         "advanced_image_quality_threshold",
         "advanced_image_num_variations",
         "advanced_image_max_enhancement_iterations",
+        "advanced_image_consistency_weight",
         "num_scenes",
         "seed",
         mode="before",
@@ -129,6 +137,11 @@ class ImageScoresOut(BaseModel):
     clip: float | None = Field(default=None, description="CLIPScore, normalised 0-100.")
     vqa: float | None = Field(default=None, description="VQAScore, normalised 0-100.")
     aesthetic: float | None = Field(default=None, description="Aesthetic score, normalised 0-100.")
+    consistency: float | None = Field(
+        default=None,
+        description="Similarity to the previous kept scene, 0-100 (CLIP image-image); null when not computed "
+        "(first scene, or a consistency weight of 0).",
+    )
     overall: float = Field(description="Weighted overall score from the scorers that succeeded.")
 
 

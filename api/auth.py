@@ -40,8 +40,8 @@ KNOWN_PUBLIC_SECRETS: frozenset[str] = frozenset(
     {
         "scenechain-dev-secret-change-me-in-production",  # the default until issue #19
         "<a long random string>",  # the placeholder of docs/deploy.md
-        "a-test-secret-that-is-long-enough-for-hs256",  # tests/unit/test_auth_attacks.py
-        "another-secret-that-is-long-enough-too",  # tests/unit/test_auth_attacks.py
+        "a-test-secret-that-is-long-enough-for-hs256",  # tests/unit/api/test_auth_attacks.py
+        "another-secret-that-is-long-enough-too",  # tests/unit/api/test_auth_attacks.py
     }
 )
 

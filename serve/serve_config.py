@@ -8,7 +8,7 @@ what belongs to the Serve instance (HTTP, proxies, logging, the workers' set-up 
     python -m serve.serve_config --profile production > configs/production.yaml
     python -m serve.serve_config --profile production --output-dir s3://my-bucket/scenechain > my.yaml
 
-``tests/unit/test_serve_config_files.py`` checks each committed ``configs/*.yaml`` equals what this
+``tests/unit/serve/test_config_files.py`` checks each committed ``configs/*.yaml`` equals what this
 renders, parses as Ray Serve's ``ServeDeploySchema``, and builds with ``build_app``.
 """
 

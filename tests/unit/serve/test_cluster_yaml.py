@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
+CLUSTER_YAML = Path(__file__).resolve().parents[3] / "cluster.yaml"
 
 
 def test_cluster_yaml_passes_rays_own_launcher_schema() -> None:

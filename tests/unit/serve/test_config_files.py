@@ -14,7 +14,7 @@ import yaml
 from serve.config import SCORER_ROLES, AppArgs, DeploymentSettings
 from serve.serve_config import SERVE_PROFILES, main, render_profile
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import ValidationError
-from test_serve_fakes import RecordingDirector
+from fakes import RecordingDirector
 
 import api.auth
 from api.auth import (
@@ -41,7 +41,7 @@ from serve.cli import DEV_SECRET_FILE, is_loopback, load_or_create_dev_secret, m
 from serve.config import AppArgs
 from serve.serve_config import SERVE_PROFILES, render_profile
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 OLD_DEFAULT = "scenechain-dev-secret-change-me-in-production"
 JWT_ENV = (
     "SCENECHAIN_JWT_SECRET",

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
-from test_serve_fakes import RecordingDirector
+from fakes import RecordingDirector
 
 from api.auth import JwtSettings, mint_token
 from api.ingress import IngressService, create_api

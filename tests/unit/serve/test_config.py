@@ -16,7 +16,7 @@ from serve.config import AppArgs
 from store.db import Database
 from store.storage import Storage
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_app_args_forbid_unknown_fields_and_profiles() -> None:

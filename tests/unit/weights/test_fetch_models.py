@@ -28,7 +28,7 @@ from weights.fetch import (
 from weights.forge import ensure_forged, resolve_spec
 from weights.profiles import get_profile
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TWINS = (
     "twin-flux",
     "twin-sdxl",

@@ -140,7 +140,7 @@ def test_a_consistency_weight_makes_consecutive_scenes_more_alike(tmp_path: Path
     from eval.runner import EvalRunner, ModeSpec, group_stories, load_prompts
 
     runner = EvalRunner("toy")
-    items = load_prompts(Path(__file__).parents[2] / "eval" / "prompts" / "toy.jsonl", limit=12)
+    items = load_prompts(Path(__file__).parents[3] / "eval" / "prompts" / "toy.jsonl", limit=12)
     stories = group_stories(items)
     outcomes = {}
     for weight in (0.0, 0.5):

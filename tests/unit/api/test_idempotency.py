@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_serve_fakes import RecordingDirector
+from fakes import RecordingDirector
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api

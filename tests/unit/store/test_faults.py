@@ -17,7 +17,7 @@ from typing import Any, cast
 import pytest
 from scenechain.protocol import GenerateRequest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from test_serve_fakes import FakePorts
+from fakes import FakePorts
 
 from director.core import DirectorCore, DirectorSettings
 from generator.core import GenerationRequest, GenerationResult, GeneratorOutOfMemory

@@ -23,7 +23,7 @@ from serve.kuberay import (
 from serve.serve_config import render_profile
 from weights.profiles import get_profile
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MANIFEST = REPO / "deploy" / "kuberay" / "rayservice.yaml"
 SCHEMA = REPO / "tests" / "data" / "kuberay-v1.7.0-rayservice-v1.schema.json"
 # FLUX.1-schnell's weights in bf16 (~34 GB) plus activations: the generator needs at least this much.

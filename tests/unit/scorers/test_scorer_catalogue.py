@@ -38,7 +38,7 @@ from scorers.catalogue import PickScoreOptions
 from weights.profiles import PROFILES, ROLES, ModelSpec, Role
 
 TESTS_UNIT = Path(__file__).resolve().parent
-REPO = TESTS_UNIT.parents[1]
+REPO = TESTS_UNIT.parents[2]
 NOT_SCORER_ROLES = {"diffusion", "llm"}
 
 

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     response_headers_conformance,
     response_schema_conformance,
 )
-from test_serve_fakes import FakePorts, RecordingDirector
+from fakes import FakePorts, RecordingDirector
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api

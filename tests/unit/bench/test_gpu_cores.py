@@ -29,7 +29,7 @@ from weights.forge_bench_full import (
 from weights.profiles import FORGE_PREFIX, ROLES, get_profile
 from weights.random_init import build_random, kind_of, open_clip_transforms
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".gguf")
 # the twin each tiny config-only dir is a config copy of (same parameter count)
 TWIN_OF_TINY = {

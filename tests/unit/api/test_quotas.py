@@ -14,7 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import update
-from test_serve_fakes import RecordingDirector
+from fakes import RecordingDirector
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api
@@ -246,7 +246,7 @@ def test_the_openapi_documents_429_and_503(make_api) -> None:
 
 
 def test_the_documented_yaml_example_is_valid_app_args() -> None:
-    doc = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    doc = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
     section = doc.split("## Quotas and backpressure", 1)[1]
     example = section.split("```yaml", 1)[1].split("```", 1)[0]
     args = AppArgs.model_validate(yaml.safe_load(example)["applications"][0]["args"])

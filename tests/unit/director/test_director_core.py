@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from scenechain.protocol import GenerateRequest
-from test_serve_fakes import FakePorts, fake_png
+from fakes import FakePorts, fake_png
 
 from director.core import DirectorCore, DirectorSettings
 from store.db import Database

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_serve_fakes import RecordingDirector, fake_png
+from fakes import RecordingDirector, fake_png
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api

@@ -12,8 +12,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi.testclient import TestClient
 from fakes import RecordingDirector
+from fastapi.testclient import TestClient
 
 from api.auth import JwtSettings, mint_token
 from api.ingress import IngressService, create_api

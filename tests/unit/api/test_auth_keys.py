@@ -21,10 +21,10 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fakes import RecordingDirector
 from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import ValidationError
-from fakes import RecordingDirector
 
 import api.auth
 from api.auth import (

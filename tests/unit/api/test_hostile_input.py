@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from fakes import FakePorts, RecordingDirector
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from scenechain.protocol import GenerateRequest
@@ -28,7 +29,6 @@ from schemathesis.specs.openapi.checks import (
     response_headers_conformance,
     response_schema_conformance,
 )
-from fakes import FakePorts, RecordingDirector
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from fakes import RecordingDirector
+from fastapi.testclient import TestClient
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api

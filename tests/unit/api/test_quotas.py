@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+from fakes import RecordingDirector
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import update
-from fakes import RecordingDirector
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api

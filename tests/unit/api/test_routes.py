@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from fakes import RecordingDirector, fake_png
+from fastapi.testclient import TestClient
 
 from api.auth import mint_token
 from api.ingress import IngressService, create_api

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from scenechain.protocol import GenerateRequest
 from fakes import FakePorts, fake_png
+from scenechain.protocol import GenerateRequest
 
 from director.core import DirectorCore, DirectorSettings
 from store.db import Database

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from fakes import FakePorts
 from scenechain.protocol import GenerateRequest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from fakes import FakePorts
 
 from director.core import DirectorCore, DirectorSettings
 from generator.core import GenerationRequest, GenerationResult, GeneratorOutOfMemory

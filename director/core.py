@@ -42,7 +42,7 @@ from director.ports import (
     plan_outcome,
 )
 from director.records import image_url
-from generator.core import GenerationRequest, is_out_of_memory
+from generator.core import NEGATIVE_PROMPT_WARNING, GenerationRequest, is_out_of_memory
 from scorers.aggregate import NoScoresError, aggregate
 from scorers.base import ScoreResult
 from scorers.registry import SCORER_NAMES
@@ -483,7 +483,11 @@ class _Run:
                 ) from exc
             raise
         for message in generation.warnings:
-            # e.g. a negative prompt the model family cannot take: said, never silently dropped
+            if request.negative_prompt is None and message.startswith(NEGATIVE_PROMPT_WARNING):
+                # the enhancer's own proposal, not the user's: nothing the user sent was ignored
+                self.log.info("scene %d: %s", n, message)
+                continue
+            # e.g. the user's negative prompt that the model family cannot take: said, never dropped
             self.warn(f"scene {n}: {message}")
         if generation.pipeline_calls > 1:
             timing["generate_calls"] = generation.pipeline_calls  # split after running out of memory

@@ -45,6 +45,8 @@ from weights.profiles import GenerationDefaults, ModelSpec
 logger = logging.getLogger(__name__)
 
 MAX_SIDE = 2048
+# Warnings about the negative prompt start with this (the Director reports them when the user sent one).
+NEGATIVE_PROMPT_WARNING = "negative prompt"
 MAX_BATCH = 16
 
 
@@ -307,14 +309,14 @@ class DiffusionGenerator:
         negative_prompt = request.negative_prompt
         if negative_prompt is not None and not self.family.negative_prompt:
             warnings.append(
-                f"negative prompt not used: {self.source} ({self.family_name} family) has no negative "
+                f"{NEGATIVE_PROMPT_WARNING} not used: {self.source} ({self.family_name} family) has no negative "
                 f"prompt; describe what to avoid in the prompt instead"
             )
             negative_prompt = None
         elif negative_prompt is not None and guidance <= 1:
             # diffusers only runs the negative branch with classifier-free guidance (scale > 1)
             warnings.append(
-                f"negative prompt has no effect: guidance_scale {guidance} <= 1 turns classifier-free "
+                f"{NEGATIVE_PROMPT_WARNING} has no effect: guidance_scale {guidance} <= 1 turns classifier-free "
                 f"guidance off"
             )
         return _ResolvedRequest(

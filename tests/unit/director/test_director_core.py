@@ -391,3 +391,21 @@ def test_a_generator_warning_reaches_the_status_warnings(env: tuple[Database, St
         "scene 1: negative prompt not supported by this model",
         "scene 2: negative prompt not supported by this model",
     ]
+
+
+def test_warnings_about_the_enhancers_own_negative_prompt_stay_in_the_log(
+    env: tuple[Database, Storage],
+) -> None:
+    """The user sent no negative prompt: the generator ignoring the enhancer's proposal is no news."""
+
+    class WarningPorts(FakePorts):
+        async def generate(self, request):  # type: ignore[no-untyped-def]
+            result = await super().generate(request)
+            return result.model_copy(update={"warnings": ["negative prompt has no effect: guidance 1"]})
+
+    db, storage = env
+    gid = submit(db, GenerateRequest(prompt="a tea ad", num_scenes=1, seed=1))
+    run(db, storage, WarningPorts(), gid)
+    record = db.get(gid)
+    assert record.status == "completed"
+    assert not [w for w in record.warnings if "negative prompt" in w]

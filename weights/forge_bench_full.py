@@ -419,6 +419,7 @@ def write_qwen(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
         _chat_template_into_tokenizer_config,
         _padded,
         _qwen2_tokenizer,
+        write_qwen25_generation_config,
     )
 
     tokenizer = _qwen2_tokenizer(config["tokenizer_vocab_size"])
@@ -434,19 +435,7 @@ def write_qwen(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     )
     qwen_config.dtype = "bfloat16"  # Qwen2.5-7B-Instruct's; vLLM's dummy weights take it
     parameters = _transformers_config_dir(out_dir, qwen_config, "Qwen2ForCausalLM")
-    _write_json(
-        out_dir / "generation_config.json",
-        {
-            "bos_token_id": endoftext,
-            "pad_token_id": endoftext,
-            "do_sample": True,
-            "eos_token_id": [im_end, endoftext],
-            "repetition_penalty": 1.05,
-            "temperature": 0.7,
-            "top_p": 0.8,
-            "top_k": 20,
-        },
-    )
+    write_qwen25_generation_config(out_dir, endoftext, im_end)
     return {
         "kind": "causal-lm-config-only",
         "architecture": "Qwen2ForCausalLM",

@@ -582,6 +582,19 @@ def forge_twin_qwen25(out_dir: Path, seed: int, model_dir: Path) -> dict[str, An
     model = Qwen2ForCausalLM(qwen_config)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     # 3. Qwen2.5-7B-Instruct's generation_config.json
+    write_qwen25_generation_config(out_dir, endoftext, im_end)
+    return {
+        "kind": "causal-lm",
+        "architecture": "Qwen2ForCausalLM",
+        "twin_of": "Qwen/Qwen2.5-7B-Instruct",
+        "parameters": _parameters(model),
+        "tokenizer": f"Qwen2 byte-level BPE trained here ({len(tokenizer)} tokens) + Qwen2.5 chat template",
+        "weights": "random",
+    }
+
+
+def write_qwen25_generation_config(out_dir: Path, endoftext: int, im_end: int) -> None:
+    """Qwen2.5-7B-Instruct's generation_config.json (sampling defaults vLLM and transformers read)."""
     _write_json(
         out_dir / "generation_config.json",
         {
@@ -595,11 +608,3 @@ def forge_twin_qwen25(out_dir: Path, seed: int, model_dir: Path) -> dict[str, An
             "top_k": 20,
         },
     )
-    return {
-        "kind": "causal-lm",
-        "architecture": "Qwen2ForCausalLM",
-        "twin_of": "Qwen/Qwen2.5-7B-Instruct",
-        "parameters": _parameters(model),
-        "tokenizer": f"Qwen2 byte-level BPE trained here ({len(tokenizer)} tokens) + Qwen2.5 chat template",
-        "weights": "random",
-    }

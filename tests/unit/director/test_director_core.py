@@ -374,17 +374,24 @@ def test_cancel_through_another_replica_stops_the_owner(env: tuple[Database, Sto
     assert record.status == "cancelled" and record.stage == "cancelled" and record.scenes_done < 3
 
 
+class WarningPorts(FakePorts):
+    """FakePorts whose generator results carry one warning (as the real one does for negative prompts)."""
+
+    def __init__(self, warning: str) -> None:
+        super().__init__()
+        self.warning = warning
+
+    async def generate(self, request):  # type: ignore[no-untyped-def]
+        result = await super().generate(request)
+        return result.model_copy(update={"warnings": [self.warning]})
+
+
 def test_a_generator_warning_reaches_the_status_warnings(env: tuple[Database, Storage]) -> None:
     """What the generator could not honour (a negative prompt Flux cannot take) is said, per scene."""
 
-    class WarningPorts(FakePorts):
-        async def generate(self, request):  # type: ignore[no-untyped-def]
-            result = await super().generate(request)
-            return result.model_copy(update={"warnings": ["negative prompt not supported by this model"]})
-
     db, storage = env
     gid = submit(db, GenerateRequest(prompt="a tea ad", num_scenes=2, seed=1, negative_prompt="blur"))
-    run(db, storage, WarningPorts(), gid)
+    run(db, storage, WarningPorts("negative prompt not supported by this model"), gid)
     record = db.get(gid)
     assert record.status == "completed"
     assert [w for w in record.warnings if "negative prompt" in w] == [
@@ -398,14 +405,9 @@ def test_warnings_about_the_enhancers_own_negative_prompt_stay_in_the_log(
 ) -> None:
     """The user sent no negative prompt: the generator ignoring the enhancer's proposal is no news."""
 
-    class WarningPorts(FakePorts):
-        async def generate(self, request):  # type: ignore[no-untyped-def]
-            result = await super().generate(request)
-            return result.model_copy(update={"warnings": ["negative prompt has no effect: guidance 1"]})
-
     db, storage = env
     gid = submit(db, GenerateRequest(prompt="a tea ad", num_scenes=1, seed=1))
-    run(db, storage, WarningPorts(), gid)
+    run(db, storage, WarningPorts("negative prompt has no effect: guidance 1"), gid)
     record = db.get(gid)
     assert record.status == "completed"
     assert not [w for w in record.warnings if "negative prompt" in w]

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 GenerationStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
+WebhookEventName = Literal["started", "scene_completed", "completed", "failed", "cancelled"]
+WEBHOOK_EVENTS: tuple[str, ...] = ("started", "scene_completed", "completed", "failed", "cancelled")
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
 # Text fields are data for models and files: no NUL, C0/C1 controls or DEL (tab, LF, CR are fine),
 # and no lone surrogates (they cannot be stored as UTF-8).
@@ -66,6 +68,36 @@ class GenerateRequest(BaseModel):
     negative_prompt: str | None = Field(
         default=None, max_length=2000, description="What to keep out of images."
     )
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="http(s) URL that receives signed Standard Webhooks deliveries of this generation's events.",
+    )
+    webhook_events: list[WebhookEventName] | None = Field(
+        default=None,
+        max_length=5,
+        description="Events to deliver to webhook_url (default: completed, failed, cancelled).",
+    )
+    deadline_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=86400.0,
+        description="Seconds after submission by which the generation must finish, else it is cancelled "
+        "(reason 'deadline'); the Cancel-After header sets the same.",
+    )
+    reference_image: str | None = Field(
+        default=None,
+        max_length=11_200_000,
+        description="A product image for scene 1's img2img reference: base64 PNG/JPEG/WebP (<= 8 MB decoded) "
+        "or an upload id from POST /api/uploads.",
+    )
+    reference_strength: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="img2img strength for the reference image (0 keeps it, 1 ignores it); default: the "
+        "chain strength of the profile.",
+    )
 
     @field_validator("prompt", "negative_prompt")
     @classmethod
@@ -79,6 +111,8 @@ class GenerateRequest(BaseModel):
         "advanced_image_consistency_weight",
         "num_scenes",
         "seed",
+        "deadline_s",
+        "reference_strength",
         mode="before",
     )
     @classmethod
@@ -227,6 +261,23 @@ class GenerationStatus(BaseModel):
     timings: dict[str, Any] = Field(description="Seconds per step.")
     created_at: datetime = Field(description="Submission time (UTC).")
     updated_at: datetime = Field(description="Last update (UTC).")
+    queue_position: int | None = Field(
+        default=None, description="While queued: place in the queue (1 = next to start); else null."
+    )
+    eta_s: float | None = Field(
+        default=None,
+        description="An estimate, not a promise: seconds until finished, from recent stage timings; "
+        "null when there is nothing to estimate from or the generation is finished.",
+    )
+    deadline_at: datetime | None = Field(
+        default=None, description="When the generation is cancelled if not finished (deadline_s / Cancel-After)."
+    )
+    cancel_reason: str | None = Field(
+        default=None, description="Why it was cancelled: 'user' or 'deadline'; null unless cancelled."
+    )
+    reference_image_used: bool = Field(
+        default=False, description="Whether a product reference image was scene 1's img2img reference."
+    )
 
 
 class GenerationSummary(BaseModel):

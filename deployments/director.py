@@ -21,10 +21,12 @@ from director.ports import (
     ScoreResult,
     ScorerFailed,
 )
+from director.webhooks import WebhookDispatcher
 from store.db import Database
 from store.events import SqlEventStore
 from store.faults import with_faults
 from store.storage import Storage
+from store.webhooks import WebhookStore
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +84,13 @@ class DirectorDeployment:
             self.settings.core,
             events=SqlEventStore(db.engine),
         )
-        # Async constructor: runs on the replica's event loop, so this task really runs.
+        # Webhooks: an outbox fed by the event log; pending deliveries resume after a restart.
+        self.webhooks = WebhookDispatcher(
+            WebhookStore(db.engine), SqlEventStore(db.engine), self.settings.webhooks
+        )
+        # Async constructor: runs on the replica's event loop, so these tasks really run.
         self._housekeeping = asyncio.get_running_loop().create_task(self._housekeeping_loop())
+        self._webhook_loop = asyncio.get_running_loop().create_task(self.webhooks.run())
 
     async def submit(self, generation_id: str) -> bool:
         """Start a queued generation; returns at once (False when it already runs here)."""
@@ -127,5 +134,8 @@ class DirectorDeployment:
 
     async def __del__(self) -> None:
         self._housekeeping.cancel()
+        self._webhook_loop.cancel()
+        with contextlib.suppress(BaseException):
+            await self.webhooks.close()
         with contextlib.suppress(BaseException):
             await self.core.shutdown()

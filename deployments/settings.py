@@ -7,9 +7,12 @@ deployments whose settings changed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from director.core import DirectorSettings, RetentionSettings
+from director.webhooks import WebhookSettings
 from store.faults import FaultSettings
 from weights.profiles import GenerationDefaults, ModelSpec
 
@@ -24,6 +27,11 @@ class BatchSettings(_Strict):
     max_batch_size: int = Field(default=4, ge=1, le=256, description="Most requests merged into one batch.")
     batch_wait_timeout_s: float = Field(
         default=0.05, ge=0, le=10, description="How long a partial batch waits for more requests."
+    )
+    unit: Literal["requests", "images"] = Field(
+        default="requests",
+        description="What max_batch_size counts: requests (@serve.batch), or images across requests, "
+        "batched when the device frees up (deployments.batcher; Generator and Scorers).",
     )
 
 
@@ -89,3 +97,6 @@ class DirectorReplicaSettings(_Strict):
         default=300.0, gt=0, description="Period of the recovery pass (also every lease_timeout_s)."
     )
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="Retention/TTL.")
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings, description="Webhook delivery (SSRF policy, timeout, retries)."
+    )

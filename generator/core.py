@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import Image
+from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
 from weights.devices import resolve_device
@@ -112,8 +112,14 @@ class GenerationRequest(BaseModel):
     prompt: str = Field(description="Text prompt for every variation.")
     seeds: list[int] = Field(description="One seed per variation; image k depends only on seeds[k].")
     negative_prompt: str | None = Field(default=None, description="What to steer away from.")
-    reference_png: bytes | None = Field(default=None, description="PNG of the previous scene: img2img.")
-    strength: float | None = Field(default=None, description="img2img strength; profile default if None.")
+    reference_png: bytes | None = Field(
+        default=None,
+        description="img2img reference (PNG): the previous scene's kept image, or scene 1's product "
+        "reference image; fitted to the output size (centre-cropped to its aspect ratio, then resized).",
+    )
+    strength: float | None = Field(
+        default=None, description="img2img strength; None: the profile's (chain) strength."
+    )
     steps: int | None = Field(default=None, description="Denoising steps; profile default if None.")
     guidance_scale: float | None = Field(default=None, description="CFG scale; profile default if None.")
     width: int | None = Field(default=None, description="Width in pixels; profile default if None.")
@@ -204,6 +210,14 @@ def decode_png(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data)).convert("RGB")
     except Exception as exc:  # PIL raises several unrelated types for bad data
         raise InvalidGenerationRequest(f"reference_png is not a readable image: {exc}") from exc
+
+
+def fit_reference(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The reference at the output size: centre-cropped to the output's aspect ratio first, so a product
+    photo of another shape is not squashed (a chain reference has the output's size already)."""
+    if image.size == (width, height):
+        return image
+    return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
 
 
 class DiffusionGenerator:
@@ -305,7 +319,7 @@ class DiffusionGenerator:
                 raise InvalidGenerationRequest(
                     f"steps * strength must be at least 1 for img2img (steps={steps}, strength={strength})"
                 )
-            reference = reference.resize((width, height), Image.Resampling.LANCZOS)
+            reference = fit_reference(reference, width, height)
         negative_prompt = request.negative_prompt
         if negative_prompt is not None and not self.family.negative_prompt:
             warnings.append(

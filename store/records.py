@@ -39,6 +39,11 @@ class SceneRecord(SceneOut):
     """One finished scene, as committed before the next scene starts."""
 
     mode: str = Field(default="text2img", description="Pipeline used: 'text2img' or 'img2img'.")
+    reference_image: str | None = Field(
+        default=None,
+        description="Id of the product reference image this scene started from (scene 1 only; its "
+        "reference_from stays null); the status's reference_image_used.",
+    )
 
 
 class SceneQualityRecord(SceneQuality):

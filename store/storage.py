@@ -4,11 +4,18 @@ Layout under the root:
 - ``generations/{id}/scene_{n}.png`` — the kept image of scene n (the chain's reference);
 - ``reference_image_traces/{id}/scene_{n}/`` — the per-scene trace: ``00_original_prompt.txt``,
   ``01_agent1_iteration_1.txt`` ..., ``final_enhanced_prompt.txt``, ``prompt_trace_summary.json``,
-  ``image_1.png`` ... (one per variation), ``quality_scores.json``.
+  ``image_1.png`` ... (one per variation), ``quality_scores.json``; scene 1 of a generation with a
+  product reference image also ``reference_image.png`` (the image it started from) and
+  ``reference_image.json`` (its id and the strength used);
+- ``generations/{id}/reference_image.png`` — the product reference image a generation was submitted
+  with (normalised PNG; the Director reads it for scene 1);
+- ``uploads/{user key}/{upload id}.png`` — images uploaded with ``POST /api/uploads``, per user (the
+  key is a digest of the user name, so another user's id is simply not there).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -21,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 TRACES_DIR = "reference_image_traces"
 IMAGES_DIR = "generations"
+UPLOADS_DIR = "uploads"
+REFERENCE_IMAGE = "reference_image.png"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
@@ -130,6 +139,37 @@ class Storage:
     def read_scene_image(self, generation_id: str, scene: int) -> bytes:
         """Read the kept image of a scene (FileNotFoundError when absent)."""
         return self._read(self.scene_image_path(generation_id, scene))
+
+    # -- product reference images ----------------------------------------------------------------
+
+    def upload_path(self, user: str, upload_id: str) -> str:
+        """Path of one of ``user``'s uploads (under a digest of the user name: no name in a path)."""
+        user_key = hashlib.sha256(user.encode()).hexdigest()[:32]
+        return self._path(UPLOADS_DIR, user_key, f"{_check_id(upload_id)}.png")
+
+    def write_upload(self, user: str, upload_id: str, png: bytes) -> str:
+        """Write an uploaded (normalised) image of ``user``."""
+        path = self.upload_path(user, upload_id)
+        self._write(path, png)
+        return path
+
+    def read_upload(self, user: str, upload_id: str) -> bytes:
+        """Read one of ``user``'s uploads (FileNotFoundError when unknown or another user's)."""
+        return self._read(self.upload_path(user, upload_id))
+
+    def reference_image_path(self, generation_id: str) -> str:
+        """Path of the product reference image a generation was submitted with."""
+        return self._path(IMAGES_DIR, _check_id(generation_id), REFERENCE_IMAGE)
+
+    def write_reference_image(self, generation_id: str, png: bytes) -> str:
+        """Write a generation's product reference image (before its row exists)."""
+        path = self.reference_image_path(generation_id)
+        self._write(path, png)
+        return path
+
+    def read_reference_image(self, generation_id: str) -> bytes:
+        """Read a generation's product reference image (FileNotFoundError when absent)."""
+        return self._read(self.reference_image_path(generation_id))
 
     # -- retention -----------------------------------------------------------------------------
 

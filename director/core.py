@@ -36,12 +36,13 @@ from director.events import EventRecorder
 from director.ports import (
     DirectorPorts,
     EnhanceOutcome,
+    GenerationResult,
     PlannedScene,
     PlanOutcome,
     ScorerFailed,
     plan_outcome,
 )
-from director.records import image_url
+from director.records import DEADLINE_STAGE, deadline_at, image_url
 from generator.core import NEGATIVE_PROMPT_WARNING, GenerationRequest, is_out_of_memory
 from scorers.aggregate import NoScoresError, aggregate
 from scorers.base import ScoreResult
@@ -66,6 +67,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # The scorer that compares variations with the previous kept scene (its image tower: CLIP).
 CONSISTENCY_SCORER = "clipscore"
+
+
+class DeadlinePassed(Exception):
+    """The generation's deadline (``deadline_s`` / Cancel-After) passed; seen at a stage boundary."""
 
 
 class CancelledElsewhere(Exception):
@@ -249,13 +254,55 @@ class DirectorCore:
 
     async def _run(self, generation_id: str) -> None:
         log = _GenerationLog(logger, {"generation_id": generation_id})
-        async with self._slots:
+        try:
+            # A queued generation whose deadline passes while it waits for a slot never starts.
+            if not await self._acquire_slot_before_deadline(generation_id, log):
+                return
             try:
                 await self._claim_and_execute(generation_id, log)
-            except DatabaseUnavailable as exc:
-                # Nothing can be written, not even "failed": the row stays running, its lease lapses
-                # and a recovery pass resumes it from its last committed scene once the DB answers.
-                log.error("stopped (%s); a recovery pass resumes it once the database is back", exc)
+            finally:
+                self._slots.release()
+        except DatabaseUnavailable as exc:
+            # Nothing can be written, not even "failed": the row stays running, its lease lapses
+            # and a recovery pass resumes it from its last committed scene once the DB answers.
+            log.error("stopped (%s); a recovery pass resumes it once the database is back", exc)
+
+    async def _acquire_slot_before_deadline(self, generation_id: str, log: _GenerationLog) -> bool:
+        """Take a slot; False (and the row cancelled, reason deadline) when the deadline comes first."""
+        record = await self._db(self.db.get, generation_id)
+        deadline = deadline_at(record.created_at, record.request)
+        if deadline is None or record.status != "queued":
+            await self._slots.acquire()
+            return True
+        try:
+            await asyncio.wait_for(self._slots.acquire(), max(0.0, (deadline - utcnow()).total_seconds()))
+            if utcnow() < deadline:
+                return True
+            self._slots.release()
+        except TimeoutError:
+            pass
+        await self._cancel_queued_for_deadline(record, log)
+        return False
+
+    async def _cancel_queued_for_deadline(self, record: GenerationRecord, log: _GenerationLog) -> None:
+        seconds = record.request.get("deadline_s")
+        warning = f"deadline of {seconds}s passed while queued; the generation never started"
+        updated = await self._db(
+            self.db.update,
+            record.id,
+            require_status="queued",
+            status="cancelled",
+            stage=DEADLINE_STAGE,
+            warnings=[*record.warnings, warning],
+            finished_at=utcnow(),
+        )
+        if updated.status != "cancelled" or updated.stage != DEADLINE_STAGE:
+            return  # started or finished elsewhere meanwhile
+        log.info("cancelled: %s", warning)
+        metrics.record_generation("cancelled")
+        await EventRecorder(self.events, record.id, record).observe(
+            status="cancelled", stage=DEADLINE_STAGE, warnings=updated.warnings
+        )
 
     async def _claim_and_execute(self, generation_id: str, log: _GenerationLog) -> None:
         # 1. take the lease (a live owner elsewhere keeps it)
@@ -280,6 +327,23 @@ class DirectorCore:
             )
             await run.events.observe(status="cancelled", stage="cancelled")
             raise
+        except DeadlinePassed:
+            seconds = run.request.deadline_s
+            run.warn(
+                f"deadline of {seconds}s passed at stage '{run.stage}'; "
+                f"stopped with {len(run.scenes)} finished scene(s) kept"
+            )
+            metrics.record_generation("cancelled")
+            await self._db(
+                self.db.update,
+                generation_id,
+                status="cancelled",
+                stage=DEADLINE_STAGE,
+                warnings=run.warnings,
+                timings=run.timings,
+                finished_at=utcnow(),
+            )
+            await run.events.observe(status="cancelled", stage=DEADLINE_STAGE, warnings=run.warnings)
         except CancelledElsewhere:
             log.info("cancelled (through another replica)")
             await self._db(self.db.update, generation_id, stage="cancelled", finished_at=utcnow())
@@ -322,6 +386,8 @@ class _Run:
         self.scenes: list[SceneRecord] = list(record.scenes)
         self.scores: dict[str, SceneQualityRecord] = dict(record.image_quality_scores)
         self.scoring_available = True
+        self.deadline = deadline_at(record.created_at, record.request)
+        self.stage = record.stage
 
     def warn(self, message: str) -> None:
         self.log.warning(message)
@@ -337,6 +403,7 @@ class _Run:
         return count
 
     async def persist(self, **fields: Any) -> None:
+        self.stage = str(fields.get("stage", self.stage))
         # Only a running row is written: a cancel from another replica is never overwritten.
         # A retried update is harmless: it sets absolute values under the same require_status.
         what = f"saving generation {self.id} ({fields.get('status') or fields.get('stage', 'progress')})"
@@ -357,6 +424,10 @@ class _Run:
         if record.status != fields.get("status", "running"):
             raise CancelledElsewhere(self.id)
         await self.events.observe(warnings=self.warnings, **fields)
+        # Every stage boundary passes here: past the deadline, stop before the next stage starts.
+        # What this write committed (a finished scene, the plan) stays; "completed" is never undone.
+        if self.deadline is not None and fields.get("status") != "completed" and utcnow() >= self.deadline:
+            raise DeadlinePassed(self.id)
 
     async def store(self, what: str, func: Callable[..., T], *args: Any) -> T:
         """A storage call in a thread, retried on transient errors; StorageUnavailable when they persist."""
@@ -464,12 +535,18 @@ class _Run:
         # 2. variations: seeds base+k; a single image in simple mode or once scoring is gone
         count = request.advanced_image_num_variations if advanced and self.scoring_available else 1
         seeds = [self.record.seed + k for k in range(count)]
+        # scene 1 starts from the request's product reference image, if any (img2img at its own strength)
+        product = await self.product_reference() if n == 1 and request.reference_image is not None else None
         await self.persist(stage=f"scene {n}: generating")
         try:
             generation, timing["generate_s"] = await self.core._timed(
                 self.ports.generate(
                     GenerationRequest(
-                        prompt=prompt, seeds=seeds, negative_prompt=negative_prompt, reference_png=reference
+                        prompt=prompt,
+                        seeds=seeds,
+                        negative_prompt=negative_prompt,
+                        reference_png=reference if product is None else product,
+                        strength=None if product is None else request.reference_strength,
                     )
                 ),
                 self.settings.generate_timeout_s,
@@ -491,6 +568,8 @@ class _Run:
             self.warn(f"scene {n}: {message}")
         if generation.pipeline_calls > 1:
             timing["generate_calls"] = generation.pipeline_calls  # split after running out of memory
+        if product is not None:
+            await self.record_product_reference(n, product, generation)
         pngs = [image.png for image in generation.images]
         for k, png in enumerate(pngs, start=1):
             await self.store(
@@ -534,6 +613,7 @@ class _Run:
                 num_variations=len(pngs),
                 best_index=best + 1,
                 mode=generation.mode,
+                reference_image=request.reference_image if product is not None else None,
             )
         )
         await self.persist(
@@ -544,6 +624,44 @@ class _Run:
         )
         self.log.info("scene %d/%d done (%s, %d image(s))", n, total, generation.mode, len(pngs))
         return kept
+
+    async def product_reference(self) -> bytes:
+        """The product reference image this generation was submitted with (the Ingress stored it)."""
+        try:
+            return await self.store(
+                "reading the product reference image", self.storage.read_reference_image, self.id
+            )
+        except FileNotFoundError as exc:
+            raise SceneFailed(
+                "the product reference image of this generation is missing from the store; submit it again"
+            ) from exc
+
+    async def record_product_reference(self, n: int, png: bytes, generation: GenerationResult) -> None:
+        """Scene n's trace shows what it started from: the image, its id and the strength used."""
+        await self.store(
+            f"writing scene {n} trace reference_image.png",
+            self.storage.write_trace_file,
+            self.id,
+            n,
+            "reference_image.png",
+            png,
+        )
+        summary = {
+            "reference_image": self.request.reference_image,
+            "reference_strength": self.request.reference_strength,
+            "strength_used": generation.strength,
+            "mode": generation.mode,
+            "steps": generation.steps,
+            "fitted_to": [generation.width, generation.height],
+        }
+        await self.store(
+            f"writing scene {n} trace reference_image.json",
+            self.storage.write_trace_json,
+            self.id,
+            n,
+            "reference_image.json",
+            summary,
+        )
 
     async def enhance(self, scene: PlannedScene, total: int) -> tuple[EnhanceOutcome, float]:
         request = self.request

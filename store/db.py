@@ -373,6 +373,42 @@ class Database:
             )
             return int(total or 0)
 
+    def queue_position(self, generation_id: str) -> int | None:
+        """1-based place of a queued generation among all queued ones (oldest first); None unless queued."""
+        with self._sessions() as session:
+            row = session.get(Generation, generation_id)
+            if row is None or row.status != "queued":
+                return None
+            ahead = session.scalar(
+                select(func.count())
+                .select_from(Generation)
+                .where(
+                    Generation.status == "queued",
+                    (Generation.created_at < row.created_at)
+                    | ((Generation.created_at == row.created_at) & (Generation.id < row.id)),
+                )
+            )
+            return int(ahead or 0) + 1
+
+    def count_running(self) -> int:
+        """How many generations are running now (the ETA of a queued one)."""
+        with self._sessions() as session:
+            total = session.scalar(
+                select(func.count()).select_from(Generation).where(Generation.status == "running")
+            )
+            return int(total or 0)
+
+    def recent_completed(self, *, advanced: bool, limit: int = 20) -> list[GenerationRecord]:
+        """The last ``limit`` completed generations of one mode, newest first (ETA estimates)."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Generation)
+                .where(Generation.status == "completed", Generation.advanced == advanced)
+                .order_by(Generation.finished_at.desc())
+                .limit(limit)
+            ).all()
+            return [_snapshot(row) for row in rows]
+
     def count_unfinished_for_user(self, user: str) -> int:
         """How many of ``user``'s generations are queued or running (per-user quota)."""
         with self._sessions() as session:

@@ -328,6 +328,14 @@ def slow_ports(delay_s: float) -> FakePorts:
     return ports
 
 
+async def until_claimed(db: Database, gid: str, timeout_s: float = 10.0) -> None:
+    """Return as soon as some Director replica holds the generation's lease."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while db.get(gid).owner is None and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def test_a_live_lease_keeps_other_replicas_off_and_a_stale_one_is_taken_over(
     env: tuple[Database, Storage],
 ) -> None:
@@ -340,7 +348,7 @@ def test_a_live_lease_keeps_other_replicas_off_and_a_stale_one_is_taken_over(
         second_ports = FakePorts()
         second = DirectorCore(db, storage, second_ports, settings, owner="replica-b")
         first.start(gid)
-        await asyncio.sleep(0.1)
+        await until_claimed(db, gid)  # (a loaded machine may take longer than a fixed sleep)
         assert db.get(gid).owner == "replica-a"
         for started in await second.recover():  # the lease is live: replica-b must not run it
             await second.wait(started)
@@ -365,7 +373,7 @@ def test_cancel_through_another_replica_stops_the_owner(env: tuple[Database, Sto
         owner = DirectorCore(db, storage, slow_ports(0.3), owner="replica-a")
         other = DirectorCore(db, storage, FakePorts(), owner="replica-b")
         owner.start(gid)
-        await asyncio.sleep(0.1)
+        await until_claimed(db, gid)
         assert await other.cancel(gid)
         await owner.wait(gid)
 

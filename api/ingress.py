@@ -2,7 +2,7 @@
 
 The parts, one job each (as vLLM's entrypoints):
 
-- ``api/routers/``: the routes, one module per area (generations, events, artifacts, health, ui);
+- ``api/routers/``: the routes, one module per area (generations, events, artifacts, webhooks, health, ui);
 - ``api/service.py``: ``IngressService``, the logic behind routes and handle methods (no HTTP);
 - ``api/deps.py``: the service and caller dependencies and the shared parameter types;
 - ``api/errors.py``: typed errors -> HTTP statuses and JSON bodies, in one table;
@@ -35,8 +35,10 @@ from scenechain.protocol import GenerateAccepted, GenerateRequest, GenerationSta
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import EXCEPTION_HANDLERS, IdempotencyConflict, Overloaded, document_one_message_422
-from api.routers import artifacts, events, generations, health, ui
+from api.deps import operation_id
+from api.errors import EXCEPTION_HANDLERS, IdempotencyConflict, Overloaded, document_errors
+from api.images import MAX_IMAGE_BYTES
+from api.routers import artifacts, events, generations, health, ui, uploads, webhooks
 from api.service import (
     DirectorClient,
     HandleDirectorClient,
@@ -50,15 +52,28 @@ logger = logging.getLogger(__name__)
 
 # A valid generate body is at most ~75 KB even with every character JSON-escaped; refuse more unread.
 MAX_BODY_BYTES = 128 * 1024
+# Bodies that may carry a product image: the generate JSON with a base64 reference_image (at most
+# 11,200,000 characters, scenechain.protocol) and a raw upload (the file itself).
+BODY_LIMITS = {"/api/generate": MAX_BODY_BYTES + 11_200_000, "/api/uploads": MAX_IMAGE_BYTES}
 
 # The order of the paths in /openapi.json; no two routers' paths overlap, so matching ignores it.
-ROUTERS = (generations.router, events.router, artifacts.router, health.router, ui.router)
+ROUTERS = (
+    generations.router,
+    uploads.router,
+    events.router,
+    artifacts.router,
+    webhooks.router,
+    health.router,
+    ui.router,
+)
 
 OPENAPI_TAGS = [
     {"name": "generations", "description": "Submit, follow (status, live events), list and cancel."},
     {"name": "images", "description": "Scene images, their variations and enhancement traces (PNG, JSON)."},
     {"name": "ops", "description": "Liveness."},
     {"name": "exports", "description": "The storyboard as a contact sheet (PNG) or an animatic (MP4)."},
+    {"name": "webhooks", "description": "The signing secret of signed webhook deliveries (fetch, rotate)."},
+    {"name": "uploads", "description": "Product images, uploaded once and used by id as reference_image."},
 ]
 
 
@@ -70,6 +85,7 @@ def create_api(service: IngressService) -> FastAPI:
         version="0.1.0",
         openapi_tags=OPENAPI_TAGS,
         exception_handlers=EXCEPTION_HANDLERS,
+        generate_unique_id_function=operation_id,
     )
     api.state.service = service  # what deps.get_service hands every route
     for router in ROUTERS:
@@ -82,7 +98,7 @@ def create_api(service: IngressService) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
-            api.openapi_schema = document_one_message_422(default_openapi())
+            api.openapi_schema = document_errors(default_openapi())
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
@@ -100,15 +116,19 @@ async def _count_requests(request: Request, call_next: Callable[[Request], Await
 
 
 def _too_large(request: Request) -> JSONResponse | None:
-    """413 for a declared body over MAX_BODY_BYTES (refused before it is read), else None."""
+    """413 for a declared body over its route's limit (refused before it is read), else None."""
     declared = request.headers.get("content-length", "")
+    limit = BODY_LIMITS.get(_app_path(request.scope), MAX_BODY_BYTES)
     # The length check first: int() of a 5000-digit header would raise.
-    if declared.isascii() and declared.isdigit() and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
+    if declared.isascii() and declared.isdigit() and (len(declared) > 12 or int(declared) > limit):
+        hint = "send only the documented JSON fields"
+        if limit == MAX_IMAGE_BYTES:
+            hint = "an image of at most 8 MiB"
         return JSONResponse(
             status_code=413,
             content={
                 "detail": f"request body is {declared[:12]}{'...' if len(declared) > 12 else ''} bytes; "
-                f"the limit is {MAX_BODY_BYTES} bytes (send only the documented JSON fields)"
+                f"the limit is {limit} bytes ({hint})"
             },
         )
     return None

@@ -25,6 +25,7 @@ from scenechain.protocol import (
     GenerationSummary,
     Progress,
     SceneTrace,
+    UploadedImage,
 )
 
 from api import exports
@@ -37,13 +38,17 @@ from api.errors import (
     Overloaded,
 )
 from api.events import parse_last_event_id, stream_events
+from api.images import normalise_image, resolve_reference
 from api.protocol import IDEMPOTENCY_KEY_RE
 from api.quotas import QuotaExceeded, QuotaSettings, check_quotas, window_start
+from director.eta import estimate_eta_s, stage_rates
 from director.events import enhancement_trace
-from director.records import choose_seed
+from director.records import cancel_reason, choose_seed, deadline_at
+from director.webhooks import WebhookSettings, check_webhook_request
 from store.db import Database, GenerationRecord, utcnow
 from store.events import EventStore, SqlEventStore
 from store.storage import Storage
+from store.webhooks import DeliveryRecord, WebhookSecretRecord, WebhookStore
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,18 @@ class IngressSettings(BaseModel):
     )
     retry_after_s: int = Field(
         default=10, ge=1, description="Retry-After of 503 and concurrency-429 answers."
+    )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings, description="Webhook URL policy (SSRF) checked at submission."
+    )
+    director_capacity: int = Field(
+        default=4, ge=1, description="Generations the Director replicas run at once (queue ETAs)."
+    )
+    max_wait_s: int = Field(
+        default=60,
+        ge=1,
+        le=60,
+        description="Longest 'Prefer: wait=N' honoured; a longer N waits this long (Preference-Applied says so).",
     )
 
 
@@ -107,24 +124,44 @@ class IngressService:
         self.storage = Storage(settings.output_dir)
         # The events log the Director appends to: by default the events table of the same database.
         self.event_store: EventStore = event_store or SqlEventStore(self.db.engine)
+        self.webhooks = WebhookStore(self.db.engine)
         self._admission = asyncio.Lock()
 
     # -- generations ---------------------------------------------------------------------------
 
     async def submit(
-        self, request: GenerateRequest | dict[str, Any], user: str, idempotency_key: str | None = None
+        self,
+        request: GenerateRequest | dict[str, Any],
+        user: str,
+        idempotency_key: str | None = None,
+        *,
+        cancel_after_s: float | None = None,
     ) -> GenerateAccepted:
         """Record a queued generation and hand it to the Director; returns at once.
 
         With ``idempotency_key``, a retry of the same request returns the generation the first
         attempt created (nothing new is queued); the same key with another body is a conflict.
+        ``cancel_after_s`` (the Cancel-After header) sets the deadline; with ``deadline_s`` in the
+        body too, the earlier one holds.
         """
         if not isinstance(request, GenerateRequest):
             request = GenerateRequest.model_validate(request)
+        if cancel_after_s is not None:
+            deadline_s = (
+                cancel_after_s if request.deadline_s is None else min(request.deadline_s, cancel_after_s)
+            )
+            request = request.model_copy(update={"deadline_s": deadline_s})
         if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
             raise InvalidIdempotencyKey(
                 "Idempotency-Key must be 1-128 printable ASCII characters without spaces"
             )
+        # SSRF: the webhook URL's every address is checked before anything is recorded (422).
+        webhook_events = await check_webhook_request(
+            request.webhook_url, request.webhook_events, self.settings.webhooks
+        )
+        # A product reference image is checked (4xx) before anything is stored; the row keeps its id.
+        resolved = await asyncio.to_thread(resolve_reference, request, user, self.storage)
+        request, reference_png = resolved
         generation_id = uuid.uuid4().hex
         seed = choose_seed(request.seed)
         # Check and insert under one lock, or a burst passes the check before any row exists
@@ -150,6 +187,8 @@ class IngressService:
                     self.settings.retry_after_s,
                     "queue_full",
                 )
+            if reference_png is not None:  # stored before the row exists: the Director never misses it
+                await asyncio.to_thread(self.storage.write_reference_image, generation_id, reference_png)
             await asyncio.to_thread(
                 self.db.create_generation,
                 generation_id=generation_id,
@@ -159,6 +198,10 @@ class IngressService:
                 scenes_total=request.num_scenes,
                 idempotency_key=idempotency_key,
             )
+            if request.webhook_url is not None and webhook_events is not None:
+                await asyncio.to_thread(
+                    self._subscribe_webhook, generation_id, user, request.webhook_url, webhook_events
+                )
         logger.info(
             "[generation %s] queued for %s (advanced=%s)",
             generation_id,
@@ -172,6 +215,26 @@ class IngressService:
             # Still queued in the DB: the Director's recovery pass picks it up.
             logger.exception("[generation %s] director unreachable; left queued", generation_id)
         return GenerateAccepted(id=generation_id, status="queued", status_url=status_url(generation_id))
+
+    def _subscribe_webhook(self, generation_id: str, user: str, url: str, events: list[str]) -> None:
+        """Record the generation's webhook (the Director's dispatcher delivers it) and the user's secret."""
+        self.webhooks.get_or_create_secret(user)
+        self.webhooks.subscribe(generation_id, user, url, events)
+
+    async def webhook_secret(self, user: str) -> WebhookSecretRecord:
+        """The user's webhook signing secret (created on first fetch)."""
+        return await asyncio.to_thread(self.webhooks.get_or_create_secret, user)
+
+    async def rotate_webhook_secret(self, user: str) -> WebhookSecretRecord:
+        """A new signing secret for the user; every delivery signed from now on uses it."""
+        record = await asyncio.to_thread(self.webhooks.rotate_secret, user)
+        logger.info("webhook secret of %s rotated", user)
+        return record
+
+    async def webhook_deliveries(self, generation_id: str, user: str) -> list[DeliveryRecord]:
+        """The webhook deliveries of one of ``user``'s generations (GenerationNotFound otherwise)."""
+        await self._owned(generation_id, user)
+        return await asyncio.to_thread(self.webhooks.deliveries_for, generation_id)
 
     async def _check_quotas(self, user: str) -> None:
         """Raise ``QuotaExceeded`` when ``user`` is over a per-user limit (counted in the DB)."""
@@ -201,8 +264,25 @@ class IngressService:
         return await asyncio.to_thread(self.db.get, generation_id, user=user)
 
     async def status(self, generation_id: str, user: str) -> GenerationStatus:
-        """The status document; GenerationNotFound for another user's or an unknown id."""
-        return status_document(await self._owned(generation_id, user))
+        """The status document; GenerationNotFound for another user's or an unknown id.
+
+        While unfinished it carries ``queue_position`` (queued only) and an ``eta_s`` estimate.
+        """
+        record = await self._owned(generation_id, user)
+        document = status_document(record)
+        if record.status in FINISHED_STATUSES:
+            return document
+        position = await asyncio.to_thread(self.db.queue_position, record.id)
+        recent = await asyncio.to_thread(self.db.recent_completed, advanced=record.advanced)
+        running = await asyncio.to_thread(self.db.count_running) if position is not None else 0
+        eta = estimate_eta_s(
+            record,
+            stage_rates(recent),
+            queue_position=position,
+            running=running,
+            capacity=self.settings.director_capacity,
+        )
+        return document.model_copy(update={"queue_position": position, "eta_s": eta})
 
     async def wait(
         self, generation_id: str, user: str, timeout_s: float = 900.0, poll_s: float = 0.5
@@ -213,9 +293,31 @@ class IngressService:
             document = await self.status(generation_id, user)
             if document.status in FINISHED_STATUSES:
                 return document
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TimeoutError(f"generation {generation_id} still {document.status} after {timeout_s}s")
-            await asyncio.sleep(poll_s)
+            await asyncio.sleep(min(poll_s, left))
+
+    async def submit_and_wait(
+        self,
+        request: GenerateRequest | dict[str, Any],
+        user: str,
+        idempotency_key: str | None = None,
+        *,
+        wait_s: float,
+        cancel_after_s: float | None = None,
+    ) -> GenerateAccepted | GenerationStatus:
+        """``Prefer: wait=N``: the finished status when the job ends within ``wait_s``, else the 202 answer.
+
+        The job is the same either way: waiting only decides what this answer carries.
+        """
+        accepted = await self.submit(request, user, idempotency_key, cancel_after_s=cancel_after_s)
+        try:
+            return await self.wait(
+                accepted.id, user, timeout_s=min(wait_s, self.settings.max_wait_s), poll_s=0.25
+            )
+        except TimeoutError:
+            return accepted
 
     async def generate(
         self, request: GenerateRequest | dict[str, Any], user: str, timeout_s: float = 900.0
@@ -270,6 +372,15 @@ class IngressService:
             after_seq=parse_last_event_id(last_event_id),
             max_duration_s=max_duration_s,
         )
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    async def upload_image(self, data: bytes, user: str) -> UploadedImage:
+        """Check, normalise and store a product image of ``user`` (InvalidReferenceImage: 4xx)."""
+        image = await asyncio.to_thread(normalise_image, data, "the uploaded file")
+        await asyncio.to_thread(self.storage.write_upload, user, image.id, image.png)
+        logger.info("upload %s stored for %s (%dx%d)", image.id, user, image.width, image.height)
+        return image.uploaded()
 
     # -- images and traces ---------------------------------------------------------------------
 
@@ -375,5 +486,8 @@ def status_document(record: GenerationRecord) -> GenerationStatus:
             "timings": record.timings,
             "created_at": record.created_at,
             "updated_at": record.updated_at,
+            "deadline_at": deadline_at(record.created_at, record.request),
+            "cancel_reason": cancel_reason(record.status, record.stage),
+            "reference_image_used": any(scene.reference_image for scene in record.scenes),
         }
     )

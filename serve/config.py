@@ -36,6 +36,7 @@ from deployments.settings import (
     ScorerReplicaSettings,
 )
 from director.core import DirectorSettings, RetentionSettings
+from director.webhooks import WebhookSettings
 from scorers import SCORER_NAMES
 from store.faults import FaultSettings, RetryPolicy
 from weights.profiles import ROLES, ModelSpec, Profile, Role, get_profile
@@ -140,6 +141,12 @@ class AppArgs(_Strict):
         ge=1,
         description="Unfinished (queued + running) generations above which POST /api/generate answers 503.",
     )
+    max_prefer_wait_s: int = Field(
+        default=60,
+        ge=1,
+        le=60,
+        description="Longest 'Prefer: wait=N' the POST honours (N above it waits this long, then answers 202).",
+    )
     retry_after_s: int = Field(
         default=10,
         ge=1,
@@ -163,6 +170,10 @@ class AppArgs(_Strict):
     )
     score_timeout_s: float = Field(default=600.0, gt=0, description="Timeout of one scorer call.")
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="Retention/TTL.")
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings,
+        description="Webhooks: SSRF policy (allow_private_addresses), attempt timeout, retry window/backoff.",
+    )
     faults: FaultSettings = Field(
         default_factory=FaultSettings, description="Fault injection for tests and drills; all off by default."
     )
@@ -313,6 +324,7 @@ class AppArgs(_Strict):
             faults=self.faults,
             recover_interval_s=self.recover_interval_s,
             retention=self.retention,
+            webhooks=self.webhooks,
         )
 
     def ingress_settings(self) -> IngressSettings:
@@ -326,7 +338,19 @@ class AppArgs(_Strict):
             quotas=self.quotas,
             max_queued_generations=self.max_queued_generations,
             retry_after_s=self.retry_after_s,
+            webhooks=self.webhooks,
+            director_capacity=self.max_concurrent_generations * self.director_replicas(),
+            max_wait_s=self.max_prefer_wait_s,
         )
+
+    def director_replicas(self) -> int:
+        """Director replicas the app starts with (autoscaled: its minimum), for queue ETAs."""
+        fixed = self.director.num_replicas
+        if isinstance(fixed, int):
+            return fixed
+        if fixed == "auto" and self.director.autoscaling_config:
+            return max(1, int(self.director.autoscaling_config.get("min_replicas", 1)))
+        return 1
 
     def _model_replica(self, role: Role) -> dict[str, Any]:
         profile = self.get_profile()

@@ -7,11 +7,18 @@ from fastapi.responses import Response
 from scenechain.protocol import SceneTrace
 
 from api.deps import GenerationId, SceneNumber, Service, User, VariationNumber
+from api.errors import ArtifactNotFound, ExportNotReady, error_responses
+from api.exports import ExportError
+from store.db import GenerationNotFound
+from store.storage import StorageError
 
 router = APIRouter()
 
 PNG = "image/png"
 MP4 = "video/mp4"
+
+ARTIFACT_ERRORS = error_responses(GenerationNotFound, ArtifactNotFound, StorageError)
+EXPORT_ERRORS = error_responses(GenerationNotFound, ExportNotReady, ExportError, StorageError)
 
 
 def _attachment(generation_id: str, name: str) -> dict[str, str]:
@@ -25,7 +32,7 @@ def _attachment(generation_id: str, name: str) -> dict[str, str]:
 @router.get(
     "/api/generations/{generation_id}/scenes/{scene}/image",
     response_class=Response,
-    responses={200: {"content": {PNG: {}}}},
+    responses={200: {"content": {PNG: {}}}, **ARTIFACT_ERRORS},
     tags=["images"],
 )
 async def scene_image(
@@ -38,7 +45,7 @@ async def scene_image(
 @router.get(
     "/api/generations/{generation_id}/scenes/{scene}/variations/{k}",
     response_class=Response,
-    responses={200: {"content": {PNG: {}}}},
+    responses={200: {"content": {PNG: {}}}, **ARTIFACT_ERRORS},
     tags=["images"],
 )
 async def variation_image(
@@ -53,7 +60,10 @@ async def variation_image(
 
 
 @router.get(
-    "/api/generations/{generation_id}/scenes/{scene}/trace", response_model=SceneTrace, tags=["images"]
+    "/api/generations/{generation_id}/scenes/{scene}/trace",
+    response_model=SceneTrace,
+    responses=ARTIFACT_ERRORS,
+    tags=["images"],
 )
 async def trace(generation_id: GenerationId, scene: SceneNumber, user: User, service: Service) -> SceneTrace:
     """The enhancement trace of a scene: original → each Cinematographer rewrite with the
@@ -67,7 +77,7 @@ async def trace(generation_id: GenerationId, scene: SceneNumber, user: User, ser
 @router.get(
     "/api/generations/{generation_id}/export/contact-sheet.png",
     response_class=Response,
-    responses={200: {"content": {PNG: {}}}},
+    responses={200: {"content": {PNG: {}}}, **EXPORT_ERRORS},
     tags=["exports"],
 )
 async def contact_sheet(
@@ -86,7 +96,7 @@ async def contact_sheet(
 @router.get(
     "/api/generations/{generation_id}/export/animatic.mp4",
     response_class=Response,
-    responses={200: {"content": {MP4: {}}}},
+    responses={200: {"content": {MP4: {}}}, **EXPORT_ERRORS},
     tags=["exports"],
 )
 async def animatic(

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import GenerationId, Service, User
+from api.errors import error_responses
+from store.db import GenerationNotFound
 
 router = APIRouter(tags=["generations"])
 
@@ -16,7 +18,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connecti
 @router.get(
     "/api/generations/{generation_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(GenerationNotFound)},
 )
 async def events(
     generation_id: GenerationId,

@@ -25,6 +25,15 @@ from serve.config import AppArgs
 
 REPO = Path(__file__).resolve().parents[2]
 FINISHED = ("completed", "failed", "cancelled")
+# Webhook receivers in tests listen on loopback; short timeout and retry window (test_webhooks.py).
+LIVE_WEBHOOKS = {
+    "allow_private_addresses": True,
+    "timeout_s": 2.0,
+    "initial_backoff_s": 0.5,
+    "max_backoff_s": 2.0,
+    "max_retry_s": 8.0,
+    "poll_interval_s": 0.25,
+}
 
 
 def _free_port() -> int:
@@ -96,7 +105,12 @@ def live_app(jwt_secret: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     output_dir = tmp_path_factory.mktemp("scenechain-output")
     # A short lease so the recovery test sees a dead Director's generation resumed quickly.
-    args = {**tiny_config_args(), "output_dir": str(output_dir), "lease_timeout_s": 10}
+    args = {
+        **tiny_config_args(),
+        "output_dir": str(output_dir),
+        "lease_timeout_s": 10,
+        "webhooks": LIVE_WEBHOOKS,
+    }
     port = _free_port()
     # Logical GPUs: the 0.25/0.125-GPU replicas really place on this CPU machine.
     ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)

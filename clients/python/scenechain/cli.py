@@ -1,4 +1,4 @@
-"""The client commands ``generate``, ``status``, ``list`` against a running server.
+"""The client commands ``generate``, ``status``, ``list``, ``webhook-secret`` against a running server.
 
 They are the whole ``scenechain-client`` command (``main``, this package's console script) and
 also sub-commands of the server's ``scenechain`` command (``add_client_commands``).
@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -93,6 +94,43 @@ def add_client_commands(subparsers: Any) -> None:
     gen.add_argument(
         "--all-variations", action="store_true", help="With --out: every variation, not just the best."
     )
+    gen.add_argument(
+        "--webhook", default=None, metavar="URL", help="Deliver signed webhooks of this generation to URL."
+    )
+    gen.add_argument(
+        "--webhook-events",
+        default=None,
+        metavar="E[,E...]",
+        help="Webhook events: started, scene_completed, completed, failed, cancelled "
+        "(default: completed, failed, cancelled).",
+    )
+    gen.add_argument(
+        "--wait",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Ask the server to answer with the finished storyboard if it is done within N s (1-60; "
+        "Prefer: wait); otherwise progress is followed as usual.",
+    )
+    gen.add_argument(
+        "--deadline",
+        default=None,
+        metavar="DURATION",
+        help="Cancel the job if unfinished after DURATION ('90', '90s', '5m', '2h'; Cancel-After).",
+    )
+    gen.add_argument(
+        "--reference",
+        default=None,
+        metavar="IMAGE",
+        help="Product image (PNG/JPEG/WebP) scene 1 starts from.",
+    )
+    gen.add_argument(
+        "--reference-strength",
+        type=float,
+        default=None,
+        metavar="X",
+        help="How far scene 1 may move from --reference (0 keeps it, 1 ignores it).",
+    )
     gen.add_argument("--no-wait", action="store_true", help="Print the id and return at once.")
     gen.add_argument("--timeout", type=float, default=1800.0, help="Seconds to wait for the storyboard.")
     gen.add_argument(
@@ -112,6 +150,13 @@ def add_client_commands(subparsers: Any) -> None:
     listing.add_argument("--offset", type=int, default=0, help="Rows to skip.")
     _add_connection_args(listing)
     listing.set_defaults(handler=cmd_list)
+
+    secret = subparsers.add_parser(
+        "webhook-secret", help="Your webhook signing secret (verify deliveries with it)."
+    )
+    secret.add_argument("--rotate", action="store_true", help="Replace the secret first.")
+    _add_connection_args(secret)
+    secret.set_defaults(handler=cmd_webhook_secret)
 
 
 def _console(args: argparse.Namespace) -> Console:
@@ -303,6 +348,14 @@ def render_status(
         f"seed {status.seed}  {'advanced' if status.advanced_image_generation_used else 'simple'}"
     )
     console.print(f"brief: {status.prompt}")
+    if status.queue_position is not None:
+        console.print(f"queue position: {status.queue_position}")
+    if status.eta_s is not None:
+        console.print(f"estimated time left: ~{status.eta_s:.0f}s (an estimate from recent jobs)")
+    if status.cancel_reason is not None:
+        console.print(f"cancelled by: {status.cancel_reason}")
+    if status.reference_image_used:
+        console.print("scene 1 started from your reference image")
     if status.scenes:
         table = Table(show_header=True, header_style="bold")
         for column in ("scene", "prompt", "best", "overall", "flag"):
@@ -343,8 +396,11 @@ def _download(console: Console, client: Client, generation_id: str, out: str, va
 
 def _generate(args: argparse.Namespace, client: Client, console: Console) -> int:
     """scenechain generate."""
-    accepted = client.generate(
+    events = [name.strip() for name in args.webhook_events.split(",")] if args.webhook_events else None
+    answer = client.generate(
         args.prompt,
+        wait=args.wait,
+        cancel_after=args.deadline,
         advanced=args.advanced or None,
         variations=args.variations,
         threshold=args.threshold,
@@ -352,7 +408,14 @@ def _generate(args: argparse.Namespace, client: Client, console: Console) -> int
         scenes=args.scenes,
         seed=args.seed,
         negative_prompt=args.negative_prompt,
+        webhook=args.webhook,
+        webhook_events=events,
+        **_reference_setting(args.reference),
+        reference_strength=args.reference_strength,
     )
+    if isinstance(answer, GenerationStatus):  # --wait: finished within the wait
+        return _finished(args, client, console, answer)
+    accepted = answer
     if args.no_wait:
         if args.json:
             _print_json(console, accepted.model_dump(mode="json"))
@@ -370,12 +433,32 @@ def _generate(args: argparse.Namespace, client: Client, console: Console) -> int
     except WaitTimeout as exc:
         console.print(f"[red]timed out:[/red] {exc}; `scenechain-client status {accepted.id}` shows it later")
         return 1
+    return _finished(args, client, console, status, frozenset(view.warnings_seen))
+
+
+def _reference_setting(value: str | None) -> dict[str, str]:
+    """--reference: a file is sent inline (base64); an upload id ('img_...') as it is."""
+    if value is None:
+        return {}
+    if value.startswith("img_") and not Path(value).exists():
+        return {"reference_image": value}
+    return {"reference": value}
+
+
+def _finished(
+    args: argparse.Namespace,
+    client: Client,
+    console: Console,
+    status: GenerationStatus,
+    shown_warnings: frozenset[str] = frozenset(),
+) -> int:
+    """Print a finished generation (and download it with --out); the exit code of its status."""
     if args.json:
         _print_json(console, status.model_dump(mode="json"))
     else:
-        render_status(console, status, frozenset(view.warnings_seen))
+        render_status(console, status, shown_warnings)
     if args.out and status.scenes:
-        _download(console, client, accepted.id, args.out, args.all_variations)
+        _download(console, client, status.id, args.out, args.all_variations)
     return 0 if status.status == "completed" else 1
 
 
@@ -415,7 +498,18 @@ def _list(args: argparse.Namespace, client: Client, console: Console) -> int:
     return 0
 
 
+def _webhook_secret(args: argparse.Namespace, client: Client, console: Console) -> int:
+    """scenechain webhook-secret [--rotate]."""
+    secret = client.webhook_secret(rotate=args.rotate)
+    if args.json:
+        _print_json(console, secret.model_dump(mode="json"))
+    else:
+        console.print(secret.secret)
+    return 0
+
+
 cmd_generate = _guarded(_generate)
+cmd_webhook_secret = _guarded(_webhook_secret)
 cmd_status = _guarded(_status)
 cmd_list = _guarded(_list)
 

@@ -25,6 +25,7 @@ read a stream, write a file.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -53,6 +54,9 @@ from scenechain.protocol import (
     GenerationPage,
     GenerationStatus,
     Health,
+    UploadedImage,
+    WebhookDeliveryList,
+    WebhookSecret,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -69,7 +73,11 @@ SETTING_ALIASES: dict[str, str] = {
     "variations": "advanced_image_num_variations",
     "iterations": "advanced_image_max_enhancement_iterations",
     "scenes": "num_scenes",
+    "webhook": "webhook_url",
+    "deadline": "deadline_s",
 }
+# ``reference=`` takes a file path or bytes and sends them base64-encoded as ``reference_image``.
+REFERENCE_SETTING = "reference"
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -285,13 +293,23 @@ def build_request(prompt: str | GenerateRequest, settings: Mapping[str, Any]) ->
     return GenerateRequest(prompt=prompt, **_canonical_settings(settings))
 
 
+def reference_image_field(image: str | os.PathLike[str] | bytes) -> str:
+    """``reference_image`` of a product image given as a file path or bytes (base64 of the bytes)."""
+    data = image if isinstance(image, bytes) else Path(image).read_bytes()
+    return base64.b64encode(data).decode("ascii")
+
+
 def _canonical_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     fields = set(GenerateRequest.model_fields)
     out: dict[str, Any] = {}
     for key, value in settings.items():
+        if key == REFERENCE_SETTING:
+            if value is not None:
+                out["reference_image"] = reference_image_field(value)
+            continue
         name = SETTING_ALIASES.get(key, key)
         if name not in fields or name == "prompt":
-            allowed = sorted((fields - {"prompt"}) | set(SETTING_ALIASES))
+            allowed = sorted((fields - {"prompt"}) | set(SETTING_ALIASES) | {REFERENCE_SETTING})
             raise TypeError(f"unknown setting {key!r}; allowed: {allowed}")
         if value is not None:
             out[name] = value
@@ -317,10 +335,17 @@ class Call(Generic[T_co]):
     params: Mapping[str, Any] | None = None
     json: Any = None
     headers: Mapping[str, str] | None = None
+    timeout: float | None = None
+    content: bytes | None = None
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of ``httpx.Client.request`` / ``.stream`` (besides method and path)."""
-        return {"params": self.params, "json": self.json, "headers": self.headers}
+        options: dict[str, Any] = {"params": self.params, "json": self.json, "headers": self.headers}
+        if self.content is not None:
+            options["content"] = self.content
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        return options
 
 
 def _model(model: type[ModelT]) -> Callable[[httpx.Response], ModelT]:
@@ -329,6 +354,14 @@ def _model(model: type[ModelT]) -> Callable[[httpx.Response], ModelT]:
         return model.model_validate(response.json())
 
     return parse
+
+
+def _accepted_or_finished(response: httpx.Response) -> GenerateAccepted | GenerationStatus:
+    """202: the accepted job; 200 (``Prefer: wait`` and it finished in time): its final status."""
+    _raise_for_status(response)
+    if response.status_code == 200:
+        return GenerationStatus.model_validate(response.json())
+    return GenerateAccepted.model_validate(response.json())
 
 
 def _bytes(response: httpx.Response) -> bytes:
@@ -361,9 +394,30 @@ class _Op:
         return Call("GET", "/healthz", _model(Health))
 
     @staticmethod
-    def generate(prompt: str | GenerateRequest, settings: Mapping[str, Any]) -> Call[GenerateAccepted]:
+    def generate(
+        prompt: str | GenerateRequest,
+        settings: Mapping[str, Any],
+        wait: int | None = None,
+        cancel_after: str | float | None = None,
+    ) -> Call[GenerateAccepted | GenerationStatus]:
         body = build_request(prompt, settings).model_dump(mode="json", exclude_none=True)
-        return Call("POST", "/api/generate", _model(GenerateAccepted), json=body)
+        headers: dict[str, str] = {}
+        if wait is not None:
+            headers["Prefer"] = f"wait={wait}"
+        if cancel_after is not None:
+            headers["Cancel-After"] = (
+                str(int(cancel_after)) if isinstance(cancel_after, int | float) else cancel_after
+            )
+        # With Prefer: wait the server holds the answer up to ``wait`` seconds: the read waits longer.
+        timeout = None if wait is None else wait + 30.0
+        return Call(
+            "POST",
+            "/api/generate",
+            _accepted_or_finished,
+            json=body,
+            headers=headers or None,
+            timeout=timeout,
+        )
 
     @staticmethod
     def status(generation_id: str) -> Call[GenerationStatus]:
@@ -389,6 +443,23 @@ class _Op:
     @staticmethod
     def trace(generation_id: str, scene: int) -> Call[dict[str, Any]]:
         return Call("GET", f"{_generation(generation_id)}/scenes/{scene}/trace", _json)
+
+    @staticmethod
+    def upload(image: str | os.PathLike[str] | bytes) -> Call[UploadedImage]:
+        data = image if isinstance(image, bytes) else Path(image).read_bytes()
+        # The server reads the format from the bytes; octet-stream says no more than that.
+        headers = {"Content-Type": "application/octet-stream"}
+        return Call("POST", "/api/uploads", _model(UploadedImage), headers=headers, content=data)
+
+    @staticmethod
+    def webhook_secret(rotate: bool) -> Call[WebhookSecret]:
+        if rotate:
+            return Call("POST", "/api/webhooks/secret/rotate", _model(WebhookSecret))
+        return Call("GET", "/api/webhooks/secret", _model(WebhookSecret))
+
+    @staticmethod
+    def webhook_deliveries(generation_id: str) -> Call[WebhookDeliveryList]:
+        return Call("GET", f"{_generation(generation_id)}/webhooks", _model(WebhookDeliveryList))
 
     @staticmethod
     def export(generation_id: str, name: str) -> Call[bytes | None]:
@@ -588,10 +659,22 @@ class Client(_Base):
         """``GET /healthz`` (no token needed)."""
         return self._send(_Op.health())
 
-    def generate(self, prompt: str | GenerateRequest, **settings: Any) -> GenerateAccepted:
+    def generate(
+        self,
+        prompt: str | GenerateRequest,
+        *,
+        wait: int | None = None,
+        cancel_after: str | float | None = None,
+        **settings: Any,
+    ) -> GenerateAccepted | GenerationStatus:
         """Submit a brief; returns at once (202) with the id. Settings: the request's field names or
-        the aliases advanced, threshold, variations, iterations, scenes (plus seed, negative_prompt)."""
-        return self._send(_Op.generate(prompt, settings))
+        the aliases advanced, threshold, variations, iterations, scenes, webhook, deadline, and
+        ``reference`` (a product image path or bytes, sent as ``reference_image``).
+
+        ``wait=N`` (1-60, ``Prefer: wait``): the final ``GenerationStatus`` when the job finishes
+        within N seconds, else the usual ``GenerateAccepted``. ``cancel_after`` ('90s', '5m', or
+        seconds; ``Cancel-After``): cancel the job (reason 'deadline') if unfinished by then."""
+        return self._send(_Op.generate(prompt, settings, wait, cancel_after))
 
     def status(self, generation_id: str) -> GenerationStatus:
         """The full status document."""
@@ -620,6 +703,19 @@ class Client(_Base):
     def export(self, generation_id: str, name: str) -> bytes | None:
         """A server-side export ('contact-sheet.png' or 'animatic.mp4'); None when the server has none."""
         return self._send(_Op.export(generation_id, name))
+
+    def upload(self, image: str | os.PathLike[str] | bytes) -> UploadedImage:
+        """Upload a product image (PNG/JPEG/WebP path or bytes, <= 8 MB); its ``id`` is a
+        ``reference_image`` for any number of generations."""
+        return self._send(_Op.upload(image))
+
+    def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
+        """Your webhook signing secret ('whsec_...'); ``rotate=True`` replaces it first."""
+        return self._send(_Op.webhook_secret(rotate))
+
+    def webhook_deliveries(self, generation_id: str) -> WebhookDeliveryList:
+        """A generation's webhook messages and how their delivery went."""
+        return self._send(_Op.webhook_deliveries(generation_id))
 
     def wait(self, generation_id: str, timeout: float = 900.0, poll: float = 1.0) -> GenerationStatus:
         """Poll until completed/failed/cancelled (WaitTimeout after ``timeout`` s). 429/503 answers
@@ -727,9 +823,16 @@ class AsyncClient(_Base):
         """``GET /healthz``."""
         return await self._send(_Op.health())
 
-    async def generate(self, prompt: str | GenerateRequest, **settings: Any) -> GenerateAccepted:
+    async def generate(
+        self,
+        prompt: str | GenerateRequest,
+        *,
+        wait: int | None = None,
+        cancel_after: str | float | None = None,
+        **settings: Any,
+    ) -> GenerateAccepted | GenerationStatus:
         """Submit a brief (see ``Client.generate``)."""
-        return await self._send(_Op.generate(prompt, settings))
+        return await self._send(_Op.generate(prompt, settings, wait, cancel_after))
 
     async def status(self, generation_id: str) -> GenerationStatus:
         """The full status document."""
@@ -758,6 +861,18 @@ class AsyncClient(_Base):
     async def export(self, generation_id: str, name: str) -> bytes | None:
         """A server-side export; None when the server has none."""
         return await self._send(_Op.export(generation_id, name))
+
+    async def upload(self, image: str | os.PathLike[str] | bytes) -> UploadedImage:
+        """Upload a product image (see ``Client.upload``)."""
+        return await self._send(_Op.upload(image))
+
+    async def webhook_secret(self, *, rotate: bool = False) -> WebhookSecret:
+        """Your webhook signing secret (see ``Client.webhook_secret``)."""
+        return await self._send(_Op.webhook_secret(rotate))
+
+    async def webhook_deliveries(self, generation_id: str) -> WebhookDeliveryList:
+        """A generation's webhook messages and their delivery state."""
+        return await self._send(_Op.webhook_deliveries(generation_id))
 
     async def wait(self, generation_id: str, timeout: float = 900.0, poll: float = 1.0) -> GenerationStatus:
         """Poll until finished (see ``Client.wait``)."""

@@ -7,6 +7,7 @@ handle's ``submit``/``generate``. Every field carries a one-line description (sh
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -19,6 +20,20 @@ FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "cancelled")
 # Text fields are data for models and files: no NUL, C0/C1 controls or DEL (tab, LF, CR are fine),
 # and no lone surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# The same rule as a JSON-Schema ``pattern`` (ECMA-262, Python and Rust regex alike); lone surrogates
+# need no pattern: UTF-8 JSON cannot carry them (a JSON "\ud800" escape is refused as invalid Unicode).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
+
+def _schema_of(kind: str, **keywords: Any) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` putting ``keywords`` on the ``kind`` branch of a field's schema (not on null)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == kind:
+                branch.update(keywords)
+
+    return extra
 
 
 def check_text(value: str, field: str) -> str:
@@ -36,14 +51,32 @@ def check_text(value: str, field: str) -> str:
     )
 
 
+# Fields that are refused without another: reference_strength needs reference_image, webhook_events
+# needs webhook_url (a null counts as absent); the schema's if/then says so.
+_NEEDS = [
+    {
+        "if": {"properties": {field: {"not": {"type": "null"}}}, "required": [field]},
+        "then": {"properties": {needed: {"type": "string"}}, "required": [needed]},
+    }
+    for field, needed in (("reference_strength", "reference_image"), ("webhook_events", "webhook_url"))
+]
+
+
 class GenerateRequest(BaseModel):
     """A storyboard generation request."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"allOf": _NEEDS})
 
-    prompt: str = Field(min_length=1, max_length=4000, description="The ad brief to storyboard.")
+    prompt: str = Field(
+        min_length=1,
+        max_length=4000,
+        description="The ad brief to storyboard (no control characters but tab, LF and CR).",
+        json_schema_extra=_schema_of("string", pattern=TEXT_PATTERN),
+    )
     use_advanced_image_generation: bool = Field(
-        default=False, description="Enhance prompts, generate variations, score them and keep the best."
+        default=False,
+        strict=True,
+        description="Enhance prompts, generate variations, score them and keep the best.",
     )
     advanced_image_quality_threshold: float = Field(
         default=30.0, ge=0.0, le=100.0, description="Overall score (0-100) below which a scene is flagged."
@@ -66,7 +99,10 @@ class GenerateRequest(BaseModel):
         default=None, ge=0, le=2**31 - 1, description="Base seed; variation k of a scene uses seed+k."
     )
     negative_prompt: str | None = Field(
-        default=None, max_length=2000, description="What to keep out of images."
+        default=None,
+        max_length=2000,
+        description="What to keep out of images (no control characters but tab, LF and CR).",
+        json_schema_extra=_schema_of("string", pattern=TEXT_PATTERN),
     )
     webhook_url: str | None = Field(
         default=None,
@@ -77,6 +113,7 @@ class GenerateRequest(BaseModel):
         default=None,
         max_length=5,
         description="Events to deliver to webhook_url (default: completed, failed, cancelled).",
+        json_schema_extra=_schema_of("array", minItems=1),  # [] is refused: omit it for the default
     )
     deadline_s: float | None = Field(
         default=None,
@@ -93,10 +130,11 @@ class GenerateRequest(BaseModel):
     )
     reference_strength: float | None = Field(
         default=None,
-        ge=0.0,
+        gt=0.0,
         le=1.0,
-        description="img2img strength for the reference image (0 keeps it, 1 ignores it); default: the "
-        "chain strength of the profile.",
+        description="img2img strength for the reference image, above 0 up to 1 (near 0 stays close to it, "
+        "1 ignores it); default: the chain strength of the profile.",
+        json_schema_extra=_schema_of("number", exclusiveMinimum=0.0),  # 0 is refused: no denoising step
     )
 
     @field_validator("prompt", "negative_prompt")
@@ -117,9 +155,10 @@ class GenerateRequest(BaseModel):
     )
     @classmethod
     def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
-        # Lax mode would read true as 1: a client bug we would rather report than run.
-        if isinstance(value, bool):
-            raise ValueError(f"{info.field_name} must be a number, not {str(value).lower()}")
+        # Lax mode would read true as 1 and "4" as 4: client bugs we would rather report than run.
+        if isinstance(value, bool | str):
+            given = str(value).lower() if isinstance(value, bool) else "a string"
+            raise ValueError(f"{info.field_name} must be a number, not {given}")
         return value
 
 
@@ -270,7 +309,8 @@ class GenerationStatus(BaseModel):
         "null when there is nothing to estimate from or the generation is finished.",
     )
     deadline_at: datetime | None = Field(
-        default=None, description="When the generation is cancelled if not finished (deadline_s / Cancel-After)."
+        default=None,
+        description="When the generation is cancelled if not finished (deadline_s / Cancel-After).",
     )
     cancel_reason: str | None = Field(
         default=None, description="Why it was cancelled: 'user' or 'deadline'; null unless cancelled."
@@ -329,17 +369,79 @@ class OverloadedBody(BaseModel):
     retry_after_s: int = Field(description="Seconds to wait before retrying (>= 1).")
 
 
+class WebhookSecret(BaseModel):
+    """The caller's webhook signing secret."""
+
+    secret: str = Field(
+        description="Standard Webhooks signing secret, 'whsec_' + base64 key: verify each delivery with it."
+    )
+    created_at: datetime = Field(description="When this secret was created (or last rotated), UTC.")
+    signature_scheme: str = Field(
+        default="v1",
+        description="webhook-signature is 'v1,' + base64(HMAC-SHA256(key, '{webhook-id}.{webhook-timestamp}.{body}')).",
+    )
+
+
+class WebhookDelivery(BaseModel):
+    """One webhook message of a generation and how its delivery went."""
+
+    id: str = Field(description="The message id, sent as webhook-id on every attempt.")
+    event: WebhookEventName = Field(description="The webhook event.")
+    url: str = Field(description="Where it is delivered.")
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="pending: not yet answered 2xx (retried with backoff); delivered; failed: given up "
+        "after the retry window."
+    )
+    attempts: int = Field(description="Attempts made so far.")
+    next_attempt_at: datetime | None = Field(description="When the next attempt is due (pending only), UTC.")
+    created_at: datetime = Field(description="When the message was recorded, UTC (the retry window starts).")
+    delivered_at: datetime | None = Field(description="When the receiver answered 2xx, UTC.")
+    last_status_code: int | None = Field(description="HTTP status of the last answer, if there was one.")
+    last_error: str | None = Field(description="Why the last attempt failed (timeout, HTTP status, refusal).")
+
+
+class WebhookDeliveryList(BaseModel):
+    """A generation's webhook messages, in event order."""
+
+    generation_id: str = Field(description="Generation id.")
+    items: list[WebhookDelivery] = Field(description="Its messages; empty without a webhook_url.")
+
+
+class UploadedImage(BaseModel):
+    """Answer to ``POST /api/uploads`` (HTTP 201)."""
+
+    id: str = Field(description="Upload id: send it as reference_image of POST /api/generate.")
+    width: int = Field(description="Width of the stored image (after EXIF rotation; at most 2048).")
+    height: int = Field(description="Height of the stored image (after EXIF rotation; at most 2048).")
+    format: str = Field(description="Format of the file sent: 'png', 'jpeg' or 'webp'.")
+    bytes: int = Field(description="Size of the file sent, in bytes.")
+
+
 def range_message(model: type[BaseModel], field: str) -> str | None:
-    """'between LO and HI' for a bounded numeric field of ``model`` (used in 422 messages)."""
+    """'allowed range is LO to HI (inclusive)' (or 'above LO', 'below HI') for a bounded numeric field
+    of ``model`` (used in 422 messages)."""
     info = model.model_fields.get(field)
     if info is None:
         return None
     low = high = None
+    low_open = high_open = False
     for item in info.metadata:
-        low = getattr(item, "ge", low)
-        high = getattr(item, "le", high)
+        if getattr(item, "ge", None) is not None:
+            low = item.ge
+        if getattr(item, "gt", None) is not None:
+            low, low_open = item.gt, True
+        if getattr(item, "le", None) is not None:
+            high = item.le
+        if getattr(item, "lt", None) is not None:
+            high, high_open = item.lt, True
     if low is None and high is None:
         return None
     if low is not None and high is not None:
-        return f"allowed range is {low} to {high} (inclusive)"
-    return f"must be >= {low}" if low is not None else f"must be <= {high}"
+        if not low_open and not high_open:
+            return f"allowed range is {low} to {high} (inclusive)"
+        lower = f"above {low}" if low_open else f"from {low}"
+        upper = f"below {high}" if high_open else f"up to {high} (inclusive)"
+        return f"allowed range is {lower} {upper}"
+    if low is not None:
+        return f"must be > {low}" if low_open else f"must be >= {low}"
+    return f"must be < {high}" if high_open else f"must be <= {high}"

@@ -47,6 +47,12 @@ def _memory(args: argparse.Namespace) -> BenchResult:
     return bench_memory(args.profile)
 
 
+def _cluster_twin(args: argparse.Namespace) -> BenchResult:
+    from bench.cluster_twin import bench_cluster_twin  # noqa: PLC0415
+
+    return bench_cluster_twin(variations=args.variations)
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
     "batching-generator": _batching_generator,
     "batching-scorers": _batching_scorers,
@@ -54,6 +60,7 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], BenchResult]] = {
     "load-burst": _load_burst,
     "overhead": _overhead,
     "memory": _memory,
+    "cluster-twin": _cluster_twin,
 }
 
 

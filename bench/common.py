@@ -113,14 +113,15 @@ def median(values: list[float]) -> float:
 
 def write_result(result: BenchResult, out_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[Path, Path]:
     """Write ``<name>.json`` and a ``<name>.png`` bar plot (median with p5–p95 whiskers)."""
+    # the JSON first: a long run's figures survive a missing plotting library
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{result.name}.json"
+    json_path.write_text(json.dumps(result.model_dump(), indent=2))
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"{result.name}.json"
-    json_path.write_text(json.dumps(result.model_dump(), indent=2))
     names = list(result.samples)
     medians = [median(result.samples[n]) for n in names]
     lows = [m - percentile(result.samples[n], 5) for n, m in zip(names, medians, strict=True)]

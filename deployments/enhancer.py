@@ -15,6 +15,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from agents.costmodel import chat_client_spec
 from agents.enhancer import EnhancerSettings, enhance_prompt
 from agents.llm_client import build_chat_client
 from agents.planner import plan_storyboard
@@ -31,7 +32,7 @@ class EnhancerDeployment:
 
     def __init__(self, settings: dict[str, Any], llm: DeploymentHandle | None = None) -> None:
         self.settings = EnhancerReplicaSettings.model_validate(settings)
-        self.spec = self.settings.llm
+        self.spec = chat_client_spec(self.settings.llm)  # a cost-model LLM's own options stay in the LLM
         self.llm = llm
         self.model_dir = Path(self.settings.model_dir)
 

@@ -7,7 +7,9 @@ request body's ``seed`` so a generation's LLM output depends only on its own see
 With the transformers backend, concurrent calls (scenes of different generations enhancing at
 once) are collected by ``@serve.batch`` into one left-padded ``generate`` call; every row samples
 from its own seeded generator, so batching changes throughput, not answers. (vLLM batches by
-itself: continuous batching in the engine.)
+itself: continuous batching in the engine.) A ``costmodel:`` LLM (profile ``cluster-twin``) is
+``agents.costmodel.CostModelChatClient``: a vLLM engine's timeline, continuous batching included,
+so its calls go straight to it, not through ``@serve.batch``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from ray import serve
 
+from agents.costmodel import CostModelChatClient
 from agents.llm_client import (
     ChatCall,
     ChatMessage,
@@ -27,7 +30,9 @@ from agents.llm_client import (
     TransformersChatClient,
     build_chat_client,
 )
+from deployments.costmodel import StageClock
 from deployments.settings import LLMReplicaSettings
+from weights.costmodel import costmodel_name
 from weights.devices import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -41,9 +46,14 @@ class LLMDeployment:
         config = LLMReplicaSettings.model_validate(settings)
         self.spec = config.spec
         self.model = str(self.spec.options.get("model") or self.spec.source)
-        self.client = build_chat_client(
-            self.spec, model_dir=Path(config.model_dir), device=resolve_device(config.device)
-        )
+        self.client: Any
+        if costmodel_name(self.spec.source) is not None:
+            self.client = CostModelChatClient(self.spec)
+        else:
+            self.client = build_chat_client(
+                self.spec, model_dir=Path(config.model_dir), device=resolve_device(config.device)
+            )
+        self._clock = StageClock()
         if isinstance(self.client, TransformersChatClient):
             # Load now, once: concurrent first calls would race in from_pretrained (meta tensors).
             self.client.load()
@@ -69,10 +79,12 @@ class LLMDeployment:
             timeout_s=body.get("timeout_s"),
             seed=None if body.get("seed") is None else int(body["seed"]),
         )
+        entered = time.perf_counter()
         if isinstance(self.client, TransformersChatClient):
             answer = await self._chat_batch(call)
         else:
             answer = await self._chat_one(call)
+        self._clock.record(call, entered, compute_s=time.perf_counter() - entered)
         if isinstance(answer, LLMUnavailableError):
             return {"object": "error", "error": str(answer)}
         return {
@@ -85,6 +97,10 @@ class LLMDeployment:
             ],
             "usage": {"seconds": round(time.perf_counter() - started, 3)},
         }
+
+    def stage_timings(self) -> list[dict[str, float]]:
+        """Per call since the last read: time in this replica and in the (simulated) engine."""
+        return self._clock.take()
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _chat_batch(self, calls: list[ChatCall]) -> list[str | LLMUnavailableError]:

@@ -20,10 +20,12 @@ from typing import Any
 from PIL import Image
 from ray import serve
 
+from deployments.batcher import DispatchBatcher
+from deployments.costmodel import StageClock, replica_device_key
 from deployments.settings import ScorerReplicaSettings
 from director.ports import ScoreOutcome, ScoreRequest
 from scorers.base import FailingScorer, Scorer, ScoreResult
-from scorers.registry import build_scorer
+from scorers.costmodel import build_scorer_or_costmodel
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +43,13 @@ class ScorerDeployment:
         self.load_error: str | None = None
         self.core: Scorer | None
         try:
-            self.core = build_scorer(
+            self.core = build_scorer_or_costmodel(
                 name,
                 config.spec,
                 device=config.device,
                 dtype=config.dtype,
                 model_dir=Path(config.model_dir),
+                device_key=replica_device_key(f"scorer-{name}"),
             )
         except Exception as exc:
             # A scorer that cannot load answers every call with its error: the app still serves.
@@ -55,19 +58,47 @@ class ScorerDeployment:
             self.load_error = f"{type(exc).__name__}: {exc}"
         self._model = asyncio.Lock()  # batches and the health probe share one model
         self._last_ok = time.monotonic()
+        self._clock = StageClock()
         self._score_batch.set_max_batch_size(config.batch.max_batch_size)
         self._score_batch.set_batch_wait_timeout_s(config.batch.batch_wait_timeout_s)
+        self._dispatch: DispatchBatcher[ScoreRequest, ScoreOutcome] | None = None
+        if config.batch.unit == "images":
+            # an image budget, filled when the (shared) device frees up: see deployments.batcher
+            self._dispatch = DispatchBatcher(
+                self._run_scores,
+                size=lambda request: len(request.images),
+                budget=config.batch.max_batch_size,
+                wait_s=config.batch.batch_wait_timeout_s,
+            )
 
     async def score(self, request: ScoreRequest) -> ScoreOutcome:
         """Scores of one scene's images (batched with concurrent callers)."""
         if self.core is None:
             return ScoreOutcome(error=f"{self.name} unavailable: {self.load_error}")
-        return await self._score_batch(request)
+        entered = time.perf_counter()
+        if self._dispatch is not None:
+            outcome = await self._dispatch.submit(request)
+        else:
+            outcome = await self._score_batch(request)
+        self._clock.record(request, entered)
+        return outcome
+
+    def stage_timings(self) -> list[dict[str, float]]:
+        """Per request since the last call: time in this replica, device compute and wait."""
+        return self._clock.take()
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _score_batch(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
+        return await self._run_scores(requests)
+
+    async def _run_scores(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
         async with self._model:
-            return await asyncio.to_thread(self._score_grouped, requests)
+            started = time.perf_counter()
+            outcomes = await asyncio.to_thread(self._score_grouped, requests)
+            take = getattr(self.core, "take_holds", None)
+            holds = list(take()) if take is not None else []
+            self._clock.note_batch(requests, holds, time.perf_counter() - started)
+            return outcomes
 
     def _score_grouped(self, requests: list[ScoreRequest]) -> list[ScoreOutcome]:
         core = self.core
@@ -78,22 +109,49 @@ class ScorerDeployment:
         groups: dict[tuple[str, bytes | None], list[int]] = {}
         for position, request in enumerate(requests):
             groups.setdefault((request.prompt, request.reference_png), []).append(position)
+        # 1. decode every group's images (and its reference, for scorers that compare with one)
+        decoded: list[tuple[str, list[int], list[list[Image.Image]], Image.Image | None]] = []
         for (prompt, reference_png), positions in groups.items():
             try:
                 images = [
                     [Image.open(io.BytesIO(png)).convert("RGB") for png in requests[p].images]
                     for p in positions
                 ]
-                flat = [image for group in images for image in group]
+                reference = None
                 if reference_png is not None and getattr(core, "takes_reference", False):
                     reference = Image.open(io.BytesIO(reference_png)).convert("RGB")
-                    result = core.score(prompt, flat, reference=reference)  # type: ignore[call-arg]
-                else:
-                    result = core.score(prompt, flat)
-                self._last_ok = time.monotonic()
             except Exception as exc:
                 for position in positions:
                     outcomes[position] = ScoreOutcome(error=f"{type(exc).__name__}: {exc}")
+                continue
+            decoded.append((prompt, positions, images, reference))
+        # 2. score: every group in one model call when the core can (prompts of different
+        #    generations in one forward pass), else one call per group
+        results: list[ScoreResult | BaseException] = []
+        score_many = getattr(core, "score_many", None)
+        if score_many is not None and decoded:
+            try:
+                flat_groups = [(p, [im for g in imgs for im in g], ref) for p, _, imgs, ref in decoded]
+                results = list(score_many(flat_groups))
+                self._last_ok = time.monotonic()
+            except Exception as exc:
+                results = [exc for _ in decoded]
+        else:
+            for prompt, _, images, reference in decoded:
+                flat = [image for group in images for image in group]
+                try:
+                    if reference is not None:
+                        results.append(core.score(prompt, flat, reference=reference))  # type: ignore[call-arg]
+                    else:
+                        results.append(core.score(prompt, flat))
+                    self._last_ok = time.monotonic()
+                except Exception as exc:
+                    results.append(exc)
+        # 3. split each group's result back per request
+        for (_, positions, images, _), result in zip(decoded, results, strict=True):
+            if isinstance(result, BaseException):
+                for position in positions:
+                    outcomes[position] = ScoreOutcome(error=f"{type(result).__name__}: {result}")
                 continue
             start = 0
             for position, group in zip(positions, images, strict=True):

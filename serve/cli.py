@@ -413,7 +413,14 @@ def _eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scenechain`` script."""
     install_import_hook()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unparsed = parser.parse_known_args(argv)
+    # argparse's REMAINDER misses a sub-command's leading options (`bench --only x`): pass them on
+    if unparsed and getattr(args, "handler", None) in (_bench, _eval):
+        name = "bench_args" if args.handler is _bench else "eval_args"
+        setattr(args, name, [*unparsed, *getattr(args, name)])
+    elif unparsed:
+        parser.error(f"unrecognized arguments: {' '.join(unparsed)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

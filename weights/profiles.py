@@ -398,6 +398,36 @@ _PROFILE_DATA: dict[str, dict[str, Any]] = {
     },
 }
 
+# The cluster twin: cost-model cores (weights.costmodel) that hold a simulated GPU for the time the
+# published figures give, so the Serve graph's orchestration is timed on a CPU machine (bench
+# cluster-twin). No weights at all; production's diffusion options and steps at 512x512.
+_COSTMODEL = {"license": "apache-2.0", "commercial_use": True, "size": "cost model, no weights"}
+_PROFILE_DATA["cluster-twin"] = {
+    "description": "Cost-model cores timed from published GPU figures (weights.costmodel): FLUX.1-schnell "
+    "512x512 4 steps on an H100, CLIP ViT-H/14 and ViT-L/14 scorers, a 7B VLM for VQA, an 8B LLM on "
+    "vLLM; no weights, no compute; a simulation of the Serve graph on GPUs (bench cluster-twin).",
+    "device": "auto",
+    "dtype": "float16",
+    "models": {
+        "diffusion": {"source": "costmodel:flux-schnell-512-h100", "options": _FLUX_OPTIONS, **_COSTMODEL},
+        "pickscore": {"source": "costmodel:clip-vit-h14-4090", **_COSTMODEL},
+        "clipscore": {"source": "costmodel:clip-vit-l14-4090", **_COSTMODEL},
+        "vqa": {"source": "costmodel:llava-7b-vqa-h100", **_COSTMODEL},
+        # the aesthetic MLP is negligible next to its CLIP ViT-L/14 tower: the tower's curve
+        "aesthetic": {
+            "source": "costmodel:clip-vit-l14-4090",
+            "options": {"clip": "costmodel:clip-vit-l14-4090"},
+            **_COSTMODEL,
+        },
+        "llm": {
+            "source": "costmodel:vllm-8b-h100",
+            "options": {"costmodel": {"critic_rounds": 2}},
+            **_COSTMODEL,
+        },
+    },
+    "generation": {**_DISTILLED_GENERATION, "width": 512, "height": 512},
+}
+
 PROFILES: dict[str, Profile] = {
     name: Profile.model_validate({"name": name, **data}) for name, data in _PROFILE_DATA.items()
 }

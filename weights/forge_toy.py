@@ -8,16 +8,19 @@ adds what the ``toy`` profile needs for quality claims that can be measured:
   UNet2DConditionModel, AutoencoderKL, CLIPTextModel + CLIPTokenizer, DDIM scheduler) that draws the
   world's captions at 32x32. Its text encoder and tokenizer are trained-clip's (transformers copy),
   frozen; a small AutoencoderKL (latent 4 x 16 x 16) is trained first, then a small UNet learns
-  v-prediction (zero-terminal-SNR schedule) on cached latents, with caption dropout for classifier-free guidance.
-  ``TOY_HELD_OUT`` combos are never shown to the UNet, so a test can check that the model composes
-  colour and shape rather than recalling captions.
+  v-prediction (zero-terminal-SNR schedule) on cached latents, with caption dropout for classifier-free
+  guidance; the saved UNet is an exponential moving average of its weights. The caption reaches the UNet
+  through the time embedding (``addition_embed_type="text"``: attention-pooled text hidden states, FiLM
+  in every ResNet block), a standard ``UNet2DConditionModel`` option that ``StableDiffusionPipeline``
+  runs as it is. ``TOY_HELD_OUT`` combos are never shown to the UNet, so a test can check that the
+  model composes colour and shape rather than recalling captions.
 - ``toy-aesthetic``: the LAION aesthetic-predictor MLP (``weights.architectures.AestheticMLP``) over
   trained-clip's image embeddings, regressed on a documented synthetic rating (``toy_rating``):
   well-centred, high-contrast shapes are "beautiful".
 
-Both are seeded and single-process (2 threads). ``toy-sd`` trains in ~8 min wall / 9 CPU-min on a shared
-2-core box (load 3-7); per-step timings on idle cores put it at ~3.5 min. The manifest records the seconds
-of each stage. ``toy-aesthetic`` trains in ~30 s (mostly embedding its 2,160 renders).
+Both are seeded and single-process (2 threads). The manifest records each stage's wall seconds and the
+training's CPU seconds (all threads): on idle cores wall ~ CPU / 2; on a shared, loaded box wall grows
+with the load. ``toy-aesthetic`` trains in ~30 s (mostly embedding its 2,160 renders).
 """
 
 from __future__ import annotations
@@ -71,10 +74,17 @@ TOY_SD: dict[str, Any] = {
         "sample_size": 16,
         "in_channels": 4,
         "out_channels": 4,
-        # no attention at 16x16 (the cost); cross-attention to the caption at 8x8 and in the mid block
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
-        "attention_head_dim": 8,
+        # the caption conditions every ResNet block through the time embedding (FiLM: scale and shift):
+        # the text hidden states are attention-pooled (addition_embed_type "text", as DeepFloyd IF and
+        # unCLIP do) and added to the timestep embedding. A toy caption is global (one colour, one shape,
+        # one background), and this is ~3x cheaper per step than transformer blocks at 8x8 and in the mid
+        # block, so the 3-minute budget buys ~3x more steps.
+        "down_block_types": ["DownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "UpBlock2D"],
+        "mid_block_type": "UNetMidBlock2D",
+        "addition_embed_type": "text",
+        "addition_embed_type_num_heads": 4,
+        "resnet_time_scale_shift": "scale_shift",
         "norm_num_groups": 32,
     },
     # SD's schedule rescaled to zero terminal SNR, v-prediction, trailing timesteps (Lin et al. 2024,
@@ -97,15 +107,19 @@ TOY_SD: dict[str, Any] = {
         "threads": 2,
         "pool_per_caption": 24,
         "render_size": 64,
+        # the world's shapes span 0.4-0.7 of the image anywhere inside a 5% margin (render_shape)
+        "extent_range": [0.4, 0.7],
+        "centre_jitter": 0.5,
         "vae_steps": 300,
         "vae_batch": 16,
         "vae_learning_rate": 3e-3,
         "vae_latent_penalty": 1e-4,
-        "unet_steps": 1000,
+        "unet_steps": 2000,
         "unet_batch": 16,
         "unet_learning_rate": 2e-3,
         "unet_warmup_steps": 50,
         "caption_dropout": 0.1,
+        "ema_decay": 0.995,
     },
 }
 
@@ -122,8 +136,41 @@ def toy_training_combos() -> list[tuple[str, str, str]]:
     return [combo for combo in all_shape_captions() if combo not in TOY_HELD_OUT]
 
 
+def render_toy_shape(
+    colour: str,
+    shape: str,
+    background: str,
+    rng: random.Random,
+    size: int,
+    extent_range: tuple[float, float],
+    centre_jitter: float,
+) -> Image.Image:
+    """A world image with the shape's size in ``extent_range`` (fraction of the image) and its centre
+    within ``centre_jitter`` (fraction of the image) of the image centre; colour jitter as the world's."""
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
+    image = Image.new("RGB", (size, size), BACKGROUNDS[background])
+    draw = ImageDraw.Draw(image)
+    extent = rng.uniform(*extent_range) * size
+    # the centre stays inside the world's 5% margin
+    slack = max(min(centre_jitter * size, 0.45 * size - extent / 2), 0.0)
+    left = size / 2 + rng.uniform(-slack, slack) - extent / 2
+    top = size / 2 + rng.uniform(-slack, slack) - extent / 2
+    box = (left, top, left + extent, top + extent)
+    fill = tuple(min(max(v + rng.randint(-20, 20), 0), 255) for v in SHAPE_COLOURS[colour])
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "square":
+        draw.rectangle(box, fill=fill)
+    else:
+        draw.polygon(
+            [(left + extent / 2, top), (left, top + extent), (left + extent, top + extent)], fill=fill
+        )
+    return image
+
+
 def _render_pool(
-    combos: list[tuple[str, str, str]], per_caption: int, render_size: int, size: int, seed: int
+    combos: list[tuple[str, str, str]], size: int, training: dict[str, Any], seed: int
 ) -> tuple[Any, list[int]]:
     """Rendered images as a [-1, 1] tensor [N, 3, size, size] and their combo index."""
     import numpy as np  # noqa: PLC0415
@@ -132,9 +179,12 @@ def _render_pool(
 
     rng = random.Random(seed)
     arrays, labels = [], []
+    render_size, extent_range = training["render_size"], tuple(training["extent_range"])
     for label, combo in enumerate(combos):
-        for _ in range(per_caption):
-            image = render_shape(*combo, rng, size=render_size).resize((size, size), Image.Resampling.BOX)
+        for _ in range(training["pool_per_caption"]):
+            image = render_toy_shape(
+                *combo, rng, render_size, cast(tuple[float, float], extent_range), training["centre_jitter"]
+            ).resize((size, size), Image.Resampling.BOX)
             arrays.append(np.asarray(image, dtype=np.float32))
             labels.append(label)
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0
@@ -210,9 +260,11 @@ def _train_unet(
     schedule = _cosine_schedule(optimizer, steps, training["unet_warmup_steps"])
     label_tensor = torch.tensor(labels)
     alphas_cumprod = scheduler.alphas_cumprod
+    # an exponential moving average of the weights is what gets saved: a short run's last weights are noisy
+    ema = [p.detach().clone() for p in unet.parameters()]
     unet.train()
     losses = []
-    for _ in range(steps):
+    for step in range(steps):
         index = torch.randint(0, len(latents), (training["unet_batch"],), generator=generator)
         clean = latents[index]
         states = caption_states[label_tensor[index]]
@@ -232,6 +284,13 @@ def _train_unet(
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+        decay = min(training["ema_decay"], (1 + step) / (10 + step))
+        with torch.no_grad():
+            for average, parameter in zip(ema, unet.parameters(), strict=True):
+                average.lerp_(parameter, 1 - decay)
+    with torch.no_grad():
+        for average, parameter in zip(ema, unet.parameters(), strict=True):
+            parameter.copy_(average)
     unet.eval()
     return losses
 
@@ -281,12 +340,10 @@ def train_toy_sd(out_dir: Path, seed: int, clip_dir: Path, config: dict[str, Any
     # oneDNN kernels: several times faster for training convs (the generator turns them off for inference)
     torch.backends.mkldnn.enabled = True  # type: ignore[assignment]
     try:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         # 1. data: rendered images of the training combos, their captions' hidden states
         combos = toy_training_combos()
-        pixels, labels = _render_pool(
-            combos, training["pool_per_caption"], training["render_size"], config["image_size"], seed
-        )
+        pixels, labels = _render_pool(combos, config["image_size"], training, seed)
         text_encoder, tokenizer = _load_text_encoder(clip_dir)
         caption_states = _encode_prompts(text_encoder, tokenizer, [shape_caption(*c) for c in combos])
         empty_state = _encode_prompts(text_encoder, tokenizer, [""])
@@ -316,7 +373,7 @@ def train_toy_sd(out_dir: Path, seed: int, clip_dir: Path, config: dict[str, Any
             training,
             seed + 2,
         )
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
     finally:
         torch.set_num_threads(threads_before)
         torch.backends.mkldnn.enabled = mkldnn_before  # type: ignore[assignment]
@@ -345,6 +402,8 @@ def train_toy_sd(out_dir: Path, seed: int, clip_dir: Path, config: dict[str, Any
         "unet_final_loss": round(sum(unet_losses[-50:]) / 50, 5),
         "vae_seconds": round(vae_seconds, 1),
         "training_seconds": round(seconds, 1),
+        # user + system time of all threads: on idle cores, wall ~ this / threads (wall grows with load)
+        "training_cpu_seconds": round(cpu_seconds, 1),
         "threads": training["threads"],
     }
 

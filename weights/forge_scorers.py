@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from weights.clip_tokenizer import save_clip_tokenizer
 
 if TYPE_CHECKING:
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -214,6 +214,15 @@ def render_shape(colour: str, shape: str, background: str, rng: random.Random, s
     extent = rng.uniform(0.4, 0.7) * size
     left = rng.uniform(0.05 * size, 0.95 * size - extent)
     top = rng.uniform(0.05 * size, 0.95 * size - extent)
+    draw_shape(draw, shape, colour, (left, top, extent), rng)
+    return image
+
+
+def draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, colour: str, at: tuple[float, float, float], rng: random.Random
+) -> None:
+    """``shape`` filled with a jittered ``colour`` in the square of side ``extent`` at (left, top)."""
+    left, top, extent = at
     box = (left, top, left + extent, top + extent)
     fill = tuple(min(max(v + rng.randint(-20, 20), 0), 255) for v in SHAPE_COLOURS[colour])
     if shape == "circle":
@@ -224,7 +233,6 @@ def render_shape(colour: str, shape: str, background: str, rng: random.Random, s
         draw.polygon(
             [(left + extent / 2, top), (left, top + extent), (left + extent, top + extent)], fill=fill
         )
-    return image
 
 
 # ---- tiny-pickscore ------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from weights.forge_scorers import (
     SHAPE_COLOURS,
     TRANSFORMERS_SUBDIR,
     all_shape_captions,
+    draw_shape,
     render_shape,
     shape_caption,
 )
@@ -156,16 +157,7 @@ def render_toy_shape(
     slack = max(min(centre_jitter * size, 0.45 * size - extent / 2), 0.0)
     left = size / 2 + rng.uniform(-slack, slack) - extent / 2
     top = size / 2 + rng.uniform(-slack, slack) - extent / 2
-    box = (left, top, left + extent, top + extent)
-    fill = tuple(min(max(v + rng.randint(-20, 20), 0), 255) for v in SHAPE_COLOURS[colour])
-    if shape == "circle":
-        draw.ellipse(box, fill=fill)
-    elif shape == "square":
-        draw.rectangle(box, fill=fill)
-    else:
-        draw.polygon(
-            [(left + extent / 2, top), (left, top + extent), (left + extent, top + extent)], fill=fill
-        )
+    draw_shape(draw, shape, colour, (left, top, extent), rng)
     return image
 
 

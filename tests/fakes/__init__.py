@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 
@@ -131,3 +132,16 @@ class RecordingDirector:
 
     async def cancel(self, generation_id: str) -> bool:
         return True
+
+
+def slow_ports(delay_s: float) -> FakePorts:
+    """``FakePorts`` whose generator takes ``delay_s`` per call (a scene that takes time to render)."""
+    ports = FakePorts()
+    original = ports.generate
+
+    async def slow(request: GenerationRequest) -> GenerationResult:
+        await asyncio.sleep(delay_s)
+        return await original(request)
+
+    ports.generate = slow  # type: ignore[method-assign]
+    return ports

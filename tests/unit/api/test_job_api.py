@@ -3,13 +3,12 @@ queue position and ETA, ``Prefer: wait``, ``Cancel-After`` / ``deadline_s``."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fakes import FakePorts, RecordingDirector
+from fakes import FakePorts, RecordingDirector, slow_ports
 from fastapi.testclient import TestClient
 
 from api.auth import mint_token
@@ -34,18 +33,6 @@ class CoreDirector:
 
     async def cancel(self, generation_id: str) -> bool:
         return await self.core.cancel(generation_id)
-
-
-def slow_ports(delay_s: float) -> FakePorts:
-    ports = FakePorts()
-    original = ports.generate
-
-    async def slow(request: object) -> object:
-        await asyncio.sleep(delay_s)
-        return await original(request)
-
-    ports.generate = slow  # type: ignore[method-assign]
-    return ports
 
 
 def make_app(tmp_path: Path, director: object | None = None, ports: FakePorts | None = None):

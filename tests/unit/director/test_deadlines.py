@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fakes import FakePorts
+from fakes import FakePorts, slow_ports
 from scenechain.protocol import GenerateRequest
 
 from director.core import DirectorCore, DirectorSettings
@@ -33,18 +33,6 @@ def submit(db: Database, request: GenerateRequest, gid: str) -> str:
         scenes_total=request.num_scenes,
     )
     return gid
-
-
-def slow_ports(delay_s: float) -> FakePorts:
-    ports = FakePorts()
-    original = ports.generate
-
-    async def slow(request: object) -> object:
-        await asyncio.sleep(delay_s)
-        return await original(request)
-
-    ports.generate = slow  # type: ignore[method-assign]
-    return ports
 
 
 def test_a_running_generation_stops_at_the_next_stage_boundary_and_keeps_finished_scenes(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import FakePorts, fake_png
+from fakes import FakePorts, fake_png, slow_ports
 from scenechain.protocol import GenerateRequest
 
 from director.core import DirectorCore, DirectorSettings
@@ -314,18 +314,6 @@ def test_cancel_marks_cancelled(env: tuple[Database, Storage]) -> None:
 
     asyncio.run(main())
     assert db.get(gid).status == "cancelled"
-
-
-def slow_ports(delay_s: float) -> FakePorts:
-    ports = FakePorts()
-    original = ports.generate
-
-    async def slow(request: object) -> object:
-        await asyncio.sleep(delay_s)
-        return await original(request)
-
-    ports.generate = slow  # type: ignore[method-assign]
-    return ports
 
 
 async def until_claimed(db: Database, gid: str, timeout_s: float = 10.0) -> None:

@@ -25,7 +25,7 @@ from serve.config import AppArgs
 
 REPO = Path(__file__).resolve().parents[2]
 FINISHED = ("completed", "failed", "cancelled")
-# Webhook receivers in tests listen on loopback; short timeout and retry window (test_webhooks.py).
+# Webhook receivers in tests listen on loopback; short timeout and retry window (test_webhooks_http.py).
 LIVE_WEBHOOKS = {
     "allow_private_addresses": True,
     "timeout_s": 2.0,

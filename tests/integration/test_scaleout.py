@@ -182,6 +182,10 @@ def local_cluster(isolated_outcomes: dict | None) -> Iterator[LocalCluster | Non
                 if ray.is_initialized():
                     serve.shutdown()
             finally:
+                # A handle's metrics task that fires after ray.shutdown() would auto-connect the driver
+                # to the still-running cluster again, and cluster.shutdown() then refuses to remove the
+                # node the driver is on (seen once in CI): no auto-connect while tearing down.
+                patch.setattr("ray._private.auto_init_hook.enable_auto_connect", False)
                 ray.shutdown()
                 cluster.shutdown()
 

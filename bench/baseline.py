@@ -96,3 +96,16 @@ class NaivePipeline:
             run.scene_seconds.append(time.perf_counter() - scene_started)
         run.total_seconds = time.perf_counter() - started
         return run
+
+    def run_many(
+        self, brief: str, generations: int, *, num_scenes: int, variations: int, max_iterations: int
+    ) -> tuple[list[float], float]:
+        """``generations`` runs one after another (seeds 0..n-1): every scene's seconds, and the wall time."""
+        scene_seconds: list[float] = []
+        started = time.perf_counter()
+        for k in range(generations):
+            run = self.run(
+                brief, num_scenes=num_scenes, variations=variations, max_iterations=max_iterations, seed=k
+            )
+            scene_seconds.extend(run.scene_seconds)
+        return scene_seconds, time.perf_counter() - started

@@ -35,14 +35,9 @@ def _run_baseline(
 
     pipeline = NaivePipeline(profile)
     pipeline.run(BRIEF, num_scenes=1, variations=variations, max_iterations=iterations)  # warm-up
-    scene_seconds: list[float] = []
-    started = time.perf_counter()
-    for k in range(generations):
-        run = pipeline.run(
-            BRIEF, num_scenes=num_scenes, variations=variations, max_iterations=iterations, seed=k
-        )
-        scene_seconds.extend(run.scene_seconds)
-    wall = time.perf_counter() - started
+    scene_seconds, wall = pipeline.run_many(
+        BRIEF, generations, num_scenes=num_scenes, variations=variations, max_iterations=iterations
+    )
     return {"scenes_per_min": 60 * generations * num_scenes / wall, "scene_seconds": scene_seconds}
 
 

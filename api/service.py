@@ -290,12 +290,13 @@ class IngressService:
         """Poll until the generation is finished (or ``timeout_s`` passes: TimeoutError)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            document = await self.status(generation_id, user)
-            if document.status in FINISHED_STATUSES:
-                return document
+            # The row alone: a finished document carries no queue position or ETA to compute.
+            record = await self._owned(generation_id, user)
+            if record.status in FINISHED_STATUSES:
+                return status_document(record)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"generation {generation_id} still {document.status} after {timeout_s}s")
+                raise TimeoutError(f"generation {generation_id} still {record.status} after {timeout_s}s")
             await asyncio.sleep(min(poll_s, left))
 
     async def submit_and_wait(

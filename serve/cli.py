@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     forge = commands.add_parser("forge-models", help="Build the offline tiny models of a profile.")
-    forge.add_argument("--profile", default="tiny", help="Profile whose forged models to build.")
+    forge.add_argument("--profile", default="toy", help="Profile whose forged models to build.")
     forge.add_argument("--out", default=None, help="Model dir (default: $SCENECHAIN_MODEL_DIR or .models).")
     forge.set_defaults(handler=_forge_models)
 
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_fetch_models)
 
     run = commands.add_parser("run", help="Start local Ray (logical GPUs) + the app; print a dev token.")
-    run.add_argument("--profile", default="tiny", help="Model profile.")
+    run.add_argument("--profile", default="toy", help="Model profile.")
     run.add_argument(
         "--config", default=None, help="Serve config YAML (default: configs/PROFILE.yaml if any)."
     )
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--user", required=True, help="The token's subject.")
     token.add_argument("--ttl", type=int, default=None, help="Lifetime in seconds (default 24 h).")
-    token.add_argument("--profile", default="tiny", help="Profile whose config names the store.")
+    token.add_argument("--profile", default="toy", help="Profile whose config names the store.")
     token.add_argument("--config", default=None, help="Serve config YAML (default: configs/PROFILE.yaml).")
     token.add_argument(
         "--output-dir", default=None, help="The store holding the dev secret (default from the config)."

@@ -180,6 +180,13 @@ SERVE_PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
+# The toy world (what `make run` starts): tiny's single-machine layout, the toy profile's trained models.
+SERVE_PROFILES["toy"] = {
+    **copy.deepcopy(SERVE_PROFILES["tiny"]),
+    "description": "The toy world's trained models on CPU (a newcomer's `make run`); one logical GPU.",
+}
+SERVE_PROFILES["toy"]["args"]["profile"] = "toy"
+
 
 def profile_app_args(name: str, **overrides: Any) -> AppArgs:
     """The AppArgs of serve profile ``name``, with top-level ``overrides`` (None values ignored)."""

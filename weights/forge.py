@@ -42,7 +42,7 @@ RECIPES: dict[str, tuple[str, int]] = {
     "tiny-aesthetic": ("weights.forge_scorers:forge_tiny_aesthetic", 1),
     "trained-clip": ("weights.forge_scorers:forge_trained_clip", 1),
     # the toy world: trained on the synthetic shapes (weights.forge_toy), scored by trained-clip
-    "toy-sd": ("weights.forge_toy:forge_toy_sd", 2),
+    "toy-sd": ("weights.forge_toy:forge_toy_sd", 3),
     "toy-aesthetic": ("weights.forge_toy:forge_toy_aesthetic", 1),
     "bench-clip-h14": ("weights.forge_scorers:forge_bench_clip_h14", 1),
     "bench-openclip-l14": ("weights.forge_scorers:forge_bench_openclip_l14", 1),

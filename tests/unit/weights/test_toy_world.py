@@ -112,12 +112,6 @@ def toy_generator() -> Any:
 
 @pytest.mark.toy
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="toy-sd v2 (pooled-caption FiLM UNet, 2000 steps, EMA; CFG 4) measured colour 0.67, shape 0.83 "
-    "on these 24 images (v1: colour 0.46, shape 0.58); the targets are the issue's (#18): colour >= 0.8, "
-    "shape >= 0.6. Held-out colours drift to a neighbour's (yellow -> orange, purple -> blue)",
-    strict=False,
-)
 def test_the_toy_generator_follows_its_prompt_on_held_out_combos(toy_generator: Any) -> None:
     from generator.core import GenerationRequest, decode_png
 

@@ -62,8 +62,10 @@ def _split_sentences(brief: str) -> list[str]:
 def fallback_plan(
     brief: str, num_scenes: int, warning: str, calls: list[LLMCall] | None = None
 ) -> StoryboardPlan:
-    """The deterministic plan: the brief's sentences spread over the scenes ("Scene k of N: ...");
-    a brief with fewer sentences than scenes repeats the whole brief in each scene."""
+    """The deterministic plan: the brief's sentences spread over the scenes, in order; a brief with fewer
+    sentences than scenes repeats the whole brief in each scene. A scene's prompt is what the image
+    model reads, so it is the brief's own text; its place in the story is its index and shot notes
+    (a "Scene k of N:" prefix would be drawn, or read as content, by a text-to-image model)."""
     sentences = _split_sentences(brief)
     scenes = []
     for index in range(num_scenes):
@@ -77,7 +79,7 @@ def fallback_plan(
         scenes.append(
             ScenePlan(
                 index=index + 1,
-                prompt=f"Scene {index + 1} of {num_scenes}: {text}",
+                prompt=text,
                 shot_notes=FALLBACK_SHOTS[index % len(FALLBACK_SHOTS)],
             )
         )

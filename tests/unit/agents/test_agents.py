@@ -337,9 +337,9 @@ def test_planner_falls_back_after_invalid_json_twice() -> None:
     plan = run(plan_storyboard(ScriptedChatClient(["garbage", "more garbage"]), BRIEF, 3))
     assert plan.degraded and "invalid JSON twice" in plan.warnings[0]
     assert [s.prompt for s in plan.scenes] == [
-        "Scene 1 of 3: AquaBolt launches a new energy drink.",
-        "Scene 2 of 3: A runner trains at dawn.",
-        "Scene 3 of 3: She wins the race.",
+        "AquaBolt launches a new energy drink.",
+        "A runner trains at dawn.",
+        "She wins the race.",
     ]
     assert all(s.shot_notes for s in plan.scenes)
 
@@ -347,7 +347,7 @@ def test_planner_falls_back_after_invalid_json_twice() -> None:
 def test_planner_falls_back_when_llm_unavailable() -> None:
     plan = run(plan_storyboard(ScriptedChatClient([LLMTimeoutError("slow")]), "Sell shoes", 2, timeout_s=3))
     assert plan.degraded and "unavailable" in plan.warnings[0]
-    assert [s.prompt for s in plan.scenes] == ["Scene 1 of 2: Sell shoes", "Scene 2 of 2: Sell shoes"]
+    assert [s.prompt for s in plan.scenes] == ["Sell shoes", "Sell shoes"]
     assert plan.calls[0].error and "slow" in plan.calls[0].error
 
 

@@ -230,10 +230,10 @@ def test_llm_failing_uses_original_prompt_with_warning(env: tuple[Database, Stor
     record = db.get(gid)
     assert record.status == "completed"
     # the planner's own fallback plan (the brief spread over the scenes), enhancement degraded to it
-    assert record.storyboard_plan.scenes[0].prompt == "Scene 1 of 1: tea ad"
+    assert record.storyboard_plan.scenes[0].prompt == "tea ad"
     assert record.storyboard_plan.degraded
-    assert record.scenes[0].enhanced_prompt == "Scene 1 of 1: tea ad"
-    assert ports.generate_calls[0].prompt == "Scene 1 of 1: tea ad"
+    assert record.scenes[0].enhanced_prompt == "tea ad"
+    assert ports.generate_calls[0].prompt == "tea ad"
     assert any(w.startswith("planner:") for w in record.warnings)
     assert any("prompt enhancement degraded" in w for w in record.warnings)
 

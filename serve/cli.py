@@ -407,7 +407,9 @@ def _bench(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import subprocess  # noqa: PLC0415
 
-    return subprocess.call([sys.executable, "-m", "eval", *args.eval_args])
+    # `scenechain eval -- --profile toy ...`: the "--" only ends scenechain's own options
+    forwarded = args.eval_args[1:] if args.eval_args[:1] == ["--"] else args.eval_args
+    return subprocess.call([sys.executable, "-m", "eval", *forwarded])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,3 +58,16 @@ def test_a_non_commercial_model_is_a_start_up_warning(
     with caplog.at_level(logging.WARNING, logger="serve.app"):
         build_app({"profile": "production", "output_dir": str(tmp_path)}, classes)
     assert not [r for r in caplog.records if "commercial use" in r.getMessage()]
+
+
+@pytest.mark.parametrize("separator", [["--"], []])
+def test_scenechain_eval_forwards_its_arguments_with_or_without_a_separator(separator: list[str]) -> None:
+    """`scenechain eval -- --profile toy ...` (as the README writes it) and without the `--`."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "serve.cli", "eval", *separator, "--limit", "1", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "usage: python -m eval" in answer.stdout and "--consistency-weight" in answer.stdout

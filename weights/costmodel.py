@@ -55,24 +55,23 @@ class CostCurve(BaseModel):
         return self.fixed_s + self.per_item_s * batch
 
 
-def through_two_points(b1_s: float, b4_s: float) -> tuple[float, float]:
-    """(fixed_s, per_item_s) of the line through (1, b1_s) and (4, b4_s)."""
+def through_two_points(b1_s: float, b4_s: float) -> dict[str, float]:
+    """``fixed_s`` and ``per_item_s`` of the line through (1, b1_s) and (4, b4_s)."""
     per_item = (b4_s - b1_s) / 3
-    return b1_s - per_item, per_item
+    return {"fixed_s": b1_s - per_item, "per_item_s": per_item}
 
 
-def from_throughput(items_per_s: float, fixed_s: float) -> tuple[float, float]:
-    """(fixed_s, per_item_s) for a model whose large-batch throughput is ``items_per_s``."""
-    return fixed_s, 1.0 / items_per_s
+def from_throughput(items_per_s: float, fixed_s: float) -> dict[str, float]:
+    """``fixed_s`` and ``per_item_s`` for a model whose large-batch throughput is ``items_per_s``."""
+    return {"fixed_s": fixed_s, "per_item_s": 1.0 / items_per_s}
 
 
 # SDXL-Turbo, A100: batch 4 costs 2.29x batch 1 (391/171); other diffusion curves keep that shape
 # where only a batch-1 figure is published (a batch-4 figure then is derived, and says so).
-_SDXL_A100 = through_two_points(0.171, 0.391)
 _BATCH4_OVER_BATCH1 = 0.391 / 0.171
 
 
-def _diffusion_like_sdxl_a100(b1_s: float) -> tuple[float, float]:
+def _diffusion_like_sdxl_a100(b1_s: float) -> dict[str, float]:
     return through_two_points(b1_s, b1_s * _BATCH4_OVER_BATCH1)
 
 
@@ -84,8 +83,7 @@ _CURVE_DATA: list[dict[str, object]] = [
     {
         "name": "sdxl-turbo-512-a100",
         "what": "SDXL-Turbo, 512x512, 4 steps, A100, PyTorch (torch.compile)",
-        "fixed_s": _SDXL_A100[0],
-        "per_item_s": _SDXL_A100[1],
+        **through_two_points(0.171, 0.391),
         "cited": {1: 0.171, 4: 0.391},
         "source": "Hugging Face blog 'Accelerating SD Turbo and SDXL Turbo Inference with ONNX Runtime and "
         "Olive' (huggingface.co/blog/sdxl_ort_inference), PyTorch-compiled column, A100-80GB",
@@ -93,8 +91,7 @@ _CURVE_DATA: list[dict[str, object]] = [
     {
         "name": "sdxl-turbo-512-h100-trt",
         "what": "SDXL-Turbo, 512x512, 4 steps, H100, TensorRT",
-        "fixed_s": _diffusion_like_sdxl_a100(0.084)[0],
-        "per_item_s": _diffusion_like_sdxl_a100(0.084)[1],
+        **_diffusion_like_sdxl_a100(0.084),
         "cited": {1: 0.084},
         "source": "NVIDIA TensorRT SDXL-Turbo figure for H100 (demo/Diffusion), as quoted in issue #16",
         "derivation": "batch 4 = batch 1 x 391/171 (the A100 PyTorch batch-4/batch-1 ratio)",
@@ -102,8 +99,7 @@ _CURVE_DATA: list[dict[str, object]] = [
     {
         "name": "flux-schnell-512-h100",
         "what": "FLUX.1-schnell, 512x512, 4 steps, H100",
-        "fixed_s": _diffusion_like_sdxl_a100(0.29)[0],
-        "per_item_s": _diffusion_like_sdxl_a100(0.29)[1],
+        **_diffusion_like_sdxl_a100(0.29),
         "cited": {1: 0.29},
         "source": "Replicate's published FLUX.1-schnell latency (replicate.com/black-forest-labs/flux-schnell), "
         "512x512, 4 steps, as quoted in issue #16",
@@ -112,8 +108,7 @@ _CURVE_DATA: list[dict[str, object]] = [
     {
         "name": "clip-vit-h14-4090",
         "what": "CLIP ViT-H/14 image tower, 224 px (PickScore), RTX 4090, AMP",
-        "fixed_s": from_throughput(346.0, _SCORER_CALL_S)[0],
-        "per_item_s": from_throughput(346.0, _SCORER_CALL_S)[1],
+        **from_throughput(346.0, _SCORER_CALL_S),
         "cited": {256: 256 / 346.0},
         "source": "timm inference benchmark, RTX 4090, AMP, NCHW (github.com/huggingface/pytorch-image-models "
         "results/benchmark-infer-amp-nchw-*-rtx4090.csv): vit_huge_patch14_clip_224 ~346 img/s",
@@ -122,8 +117,7 @@ _CURVE_DATA: list[dict[str, object]] = [
     {
         "name": "clip-vit-l14-4090",
         "what": "CLIP ViT-L/14 image tower, 224 px (CLIPScore, aesthetic), RTX 4090, AMP",
-        "fixed_s": from_throughput(658.0, _SCORER_CALL_S)[0],
-        "per_item_s": from_throughput(658.0, _SCORER_CALL_S)[1],
+        **from_throughput(658.0, _SCORER_CALL_S),
         "cited": {256: 256 / 658.0},
         "source": "timm inference benchmark, RTX 4090, AMP, NCHW (github.com/huggingface/pytorch-image-models "
         "results/benchmark-infer-amp-nchw-*-rtx4090.csv): vit_large_patch14_clip_224 ~658 img/s",

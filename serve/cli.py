@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="Log at DEBUG level.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    forge = commands.add_parser("forge-models", help="Build the offline tiny models of a profile.")
+    forge = commands.add_parser("forge-models", help="Build (or train) the offline models of a profile.")
     forge.add_argument("--profile", default="toy", help="Profile whose forged models to build.")
     forge.add_argument("--out", default=None, help="Model dir (default: $SCENECHAIN_MODEL_DIR or .models).")
     forge.set_defaults(handler=_forge_models)
